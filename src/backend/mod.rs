@@ -1,0 +1,1 @@
+//! `backend` stage of symc.
