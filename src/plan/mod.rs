@@ -1,1 +1,5 @@
-//! `plan` stage of symc.
+//! Planning: choose a strategy per symmetry and emit the [`ModelGraph`] IR.
+
+mod graph;
+
+pub use graph::*;

@@ -1,0 +1,259 @@
+//! The `ModelGraph` IR: the one contract between symc's front end and its back ends.
+//!
+//! A graph is produced by the planner from a checked spec and consumed by the
+//! backend. It holds everything a backend needs and nothing it must look up
+//! elsewhere: groups are stored as their generator matrices, representations as
+//! their spec-syntax text (parse with `group::Rep::from_str`) together with their
+//! size, data and training settings as plain values.
+//!
+//! Invariants (a validation pass checks them before a backend runs):
+//! - `nodes[i].id == i`, and a node refers only to earlier nodes (`inputs[k] < id`),
+//!   so evaluating nodes in order is a valid schedule;
+//! - `output` names an existing node whose `out_dim` equals the sum of the output ports' dims;
+//! - every group named by a node or a symmetry is defined in `groups`;
+//! - `parameters` equals the sum of the nodes' `params`.
+//!
+//! The YAML text form is what `symc build` prints and what the snapshot tests pin.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A compiled model: inputs, layers, losses, symmetry plan, data and training settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelGraph {
+    /// The model's name from the spec.
+    pub model: String,
+    /// What the network is asked to predict.
+    pub task: Task,
+    /// Input ports, concatenated in this order to form the network input.
+    pub inputs: Vec<Port>,
+    /// Output ports, in the order the network output is split into.
+    pub outputs: Vec<Port>,
+    /// Every group the graph refers to, by name.
+    pub groups: Vec<GroupDef>,
+    /// One entry per symmetry clause of the spec: the strategy chosen and why.
+    pub symmetries: Vec<SymmetryPlan>,
+    /// Layers in evaluation order.
+    pub nodes: Vec<Node>,
+    /// The node whose value is the model output.
+    pub output: usize,
+    /// Terms of the training objective.
+    pub losses: Vec<LossTerm>,
+    /// Where the data comes from.
+    pub data: DataConfig,
+    /// Optimiser and loop settings.
+    pub train: TrainConfig,
+    /// Total trainable parameter count (sum over nodes).
+    pub parameters: usize,
+}
+
+/// What the network predicts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Plain supervised regression y = f(x), mean squared error.
+    Regression,
+    /// Classification into `classes` labels, cross-entropy.
+    Classification { classes: usize },
+    /// Time derivative of a state (q, p) or (q, q̇) of `coordinates` coordinates each.
+    Dynamics { coordinates: usize },
+    /// Symmetry discovery: no predictor, the generators are the result.
+    Discover,
+}
+
+/// A named input or output of the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Port {
+    pub name: String,
+    /// Number of real components.
+    pub dim: usize,
+    /// The representation this port carries, when it is declared `over` a group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rep: Option<PortRep>,
+}
+
+/// A representation of a named group, as spec text plus its size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortRep {
+    pub group: String,
+    /// Spec-syntax text of the representation, e.g. `5*scalar+5*V`.
+    pub rep: String,
+}
+
+/// A matrix group given by its generators (EMLP's view: a group *is* its generators).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupDef {
+    pub name: String,
+    /// Size of the defining representation V.
+    pub n: usize,
+    /// Lie-algebra generators, each n×n, row-major rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lie: Vec<Vec<Vec<f64>>>,
+    /// Discrete generators, each n×n invertible, row-major rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discrete: Vec<Vec<Vec<f64>>>,
+}
+
+/// The plan for one symmetry clause.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SymmetryPlan {
+    /// The symmetry as written, e.g. `time`, `translation(on positions)`, `Rot3`.
+    pub symmetry: String,
+    pub strategy: Strategy,
+    /// One line saying why this strategy was chosen.
+    pub reason: String,
+    /// Relative equivariance error a trained model must stay under for `symc check`
+    /// to pass (architectural strategies only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
+}
+
+/// How a symmetry is honoured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    Architecture,
+    Hamiltonian,
+    Lagrangian,
+    Graph,
+    GroupConv,
+    Loss { weight: f64, samples: usize },
+    Soft { weight: f64 },
+    Augment { samples: usize },
+    Operator,
+    Latent,
+    Invariance,
+    None,
+}
+
+/// One layer of the graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub id: usize,
+    pub op: Op,
+    /// Earlier nodes whose outputs this node reads (concatenated when several).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<usize>,
+    /// Width of this node's output.
+    pub out_dim: usize,
+    /// Trainable parameters this node owns.
+    pub params: usize,
+    /// The symmetry constraint this node carries by construction, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
+}
+
+/// Pointwise nonlinearities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    Tanh,
+    Relu,
+    Softplus,
+    Swish,
+    Sigmoid,
+}
+
+/// Layer kinds. Structured models (Hamiltonian and Lagrangian heads, graph
+/// networks, group convolutions) are single nodes whose fields describe the
+/// whole block, so a backend can fuse them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// The concatenation of all input ports.
+    Input,
+    /// Dense affine map.
+    Linear { inp: usize, out: usize, bias: bool },
+    /// Pointwise nonlinearity.
+    Activation { kind: Activation },
+    /// W = Σ cᵢ Bᵢ over the equivariant basis between two representations, plus a
+    /// bias from the invariant subspace of the output.
+    EquivariantLinear {
+        group: String,
+        rep_in: String,
+        rep_out: String,
+        /// Number of basis elements (= weight parameters).
+        basis: usize,
+        /// Number of invariant bias directions (= bias parameters).
+        bias: usize,
+    },
+    /// EMLP's gated nonlinearity: `rep` is the representation without gates; the
+    /// input carries one extra scalar gate per non-scalar summand after it.
+    Gated { group: String, rep: String, gates: usize },
+    /// Nonlinearity on the norm of each non-scalar summand.
+    NormNonlinearity { group: String, rep: String },
+    /// Hamiltonian head: an MLP H(q, p) → scalar whose symplectic gradient
+    /// (∂H/∂p, −∂H/∂q) is the output.
+    Hamiltonian { coordinates: usize, hidden: Vec<usize>, act: Activation },
+    /// Lagrangian head: an MLP L(q, q̇) → scalar; the output is (q̇, q̈) from the
+    /// Euler–Lagrange equations.
+    Lagrangian { coordinates: usize, hidden: Vec<usize>, act: Activation },
+    /// Message-passing block over `bodies` bodies of `dims`-dimensional positions.
+    GraphNetwork {
+        bodies: usize,
+        dims: usize,
+        features: usize,
+        hidden: Vec<usize>,
+        act: Activation,
+    },
+    /// Group convolution network on images (`group` is `p4` or `p4m`).
+    GroupConv {
+        group: String,
+        channels: Vec<usize>,
+        kernel: usize,
+        height: usize,
+        width: usize,
+        invariant: bool,
+    },
+    /// Plain convolution network on images.
+    Conv { channels: Vec<usize>, kernel: usize, height: usize, width: usize },
+}
+
+/// One term of the training objective.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossTerm {
+    pub kind: LossKind,
+    pub weight: f64,
+}
+
+/// Loss kinds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    /// Mean squared error on the outputs (or derivatives for dynamics).
+    Mse,
+    /// Cross-entropy on class logits.
+    CrossEntropy,
+    /// ‖f(ρ_in(g)x) − ρ_out(g)f(x)‖² over sampled group elements.
+    SampledEquivariance { group: String, samples: usize },
+    /// ‖dρ_out(A)f(x) − J_f(x)dρ_in(A)x‖² for each Lie generator A.
+    LieDerivative { group: String },
+    /// Weight-orbit regulariser on the first layer.
+    WeightOrbit { group: String },
+    /// Extra weight decay on the unconstrained path of a soft-equivariant model.
+    SoftPrior { group: String },
+}
+
+/// Where training data comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataConfig {
+    /// A built-in generator, e.g. `o5_synthetic`, `mass_spring`, with numeric parameters.
+    Builtin { name: String, params: BTreeMap<String, f64> },
+    /// A CSV file (path as written in the spec, resolved against the spec's folder).
+    File { path: String, inputs: usize, outputs: usize },
+}
+
+/// Optimiser and loop settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub steps: usize,
+    pub lr: f64,
+    /// Minibatch size; `None` means full batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
+    pub weight_decay: f64,
+    pub seed: u64,
+    /// Learning-rate schedule: `constant` or `cosine`.
+    pub schedule: String,
+}
