@@ -1,1 +1,7 @@
-//! `group` stage of symc.
+//! Matrix groups, Lie algebras, representations and equivariant bases.
+//!
+//! Depends on nothing else in symc.
+
+mod rep;
+
+pub use rep::Rep;

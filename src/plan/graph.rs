@@ -3,8 +3,7 @@
 //! A graph is produced by the planner from a checked spec and consumed by the
 //! backend. It holds everything a backend needs and nothing it must look up
 //! elsewhere: groups are stored as their generator matrices, representations as
-//! their spec-syntax text (parse with `group::Rep::from_str`) together with their
-//! size, data and training settings as plain values.
+//! [`Rep`] values, data and training settings as plain values.
 //!
 //! Invariants (a validation pass checks them before a backend runs):
 //! - `nodes[i].id == i`, and a node refers only to earlier nodes (`inputs[k] < id`),
@@ -15,6 +14,7 @@
 //!
 //! The YAML text form is what `symc build` prints and what the snapshot tests pin.
 
+use crate::group::Rep;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -72,12 +72,11 @@ pub struct Port {
     pub rep: Option<PortRep>,
 }
 
-/// A representation of a named group, as spec text plus its size.
+/// A representation of a named group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortRep {
     pub group: String,
-    /// Spec-syntax text of the representation, e.g. `5*scalar+5*V`.
-    pub rep: String,
+    pub rep: Rep,
 }
 
 /// A matrix group given by its generators (EMLP's view: a group *is* its generators).
@@ -170,8 +169,8 @@ pub enum Op {
     /// bias from the invariant subspace of the output.
     EquivariantLinear {
         group: String,
-        rep_in: String,
-        rep_out: String,
+        rep_in: Rep,
+        rep_out: Rep,
         /// Number of basis elements (= weight parameters).
         basis: usize,
         /// Number of invariant bias directions (= bias parameters).
@@ -179,9 +178,9 @@ pub enum Op {
     },
     /// EMLP's gated nonlinearity: `rep` is the representation without gates; the
     /// input carries one extra scalar gate per non-scalar summand after it.
-    Gated { group: String, rep: String, gates: usize },
+    Gated { group: String, rep: Rep, gates: usize },
     /// Nonlinearity on the norm of each non-scalar summand.
-    NormNonlinearity { group: String, rep: String },
+    NormNonlinearity { group: String, rep: Rep },
     /// Hamiltonian head: an MLP H(q, p) → scalar whose symplectic gradient
     /// (∂H/∂p, −∂H/∂q) is the output.
     Hamiltonian { coordinates: usize, hidden: Vec<usize>, act: Activation },
