@@ -6,6 +6,7 @@
 //! Run with `cargo bench --bench steps` (release build). Set
 //! `SYMC_BENCH_SECONDS` to change the time spent on each model (default 5).
 
+use dfdx::optim::{Adam, Optimizer};
 use dfdx::prelude::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -44,7 +45,14 @@ fn report(name: &str, mut step: impl FnMut()) {
 }
 
 fn node(id: usize, op: Op, inputs: Vec<usize>, out_dim: usize, params: usize) -> Node {
-    Node { id, op, inputs, out_dim, params, constraint: None }
+    Node {
+        id,
+        op,
+        inputs,
+        out_dim,
+        params,
+        constraint: None,
+    }
 }
 
 /// A regression graph around `nodes` (the last one is the output).
@@ -53,15 +61,29 @@ fn graph(nodes: Vec<Node>) -> ModelGraph {
     ModelGraph {
         model: "o5_bench".into(),
         task: Task::Regression,
-        inputs: vec![Port { name: "x".into(), dim: IN, rep: None }],
-        outputs: vec![Port { name: "y".into(), dim: 1, rep: None }],
+        inputs: vec![Port {
+            name: "x".into(),
+            dim: IN,
+            rep: None,
+        }],
+        outputs: vec![Port {
+            name: "y".into(),
+            dim: 1,
+            rep: None,
+        }],
         groups: vec![],
         symmetries: vec![],
         parameters: nodes.iter().map(|n| n.params).sum(),
         nodes,
         output,
-        losses: vec![LossTerm { kind: LossKind::Mse, weight: 1.0 }],
-        data: DataConfig::Builtin { name: "o5_synthetic".into(), params: BTreeMap::new() },
+        losses: vec![LossTerm {
+            kind: LossKind::Mse,
+            weight: 1.0,
+        }],
+        data: DataConfig::Builtin {
+            name: "o5_synthetic".into(),
+            params: BTreeMap::new(),
+        },
         train: TrainConfig {
             steps: 1800,
             lr: LR,
@@ -80,7 +102,11 @@ fn mlp_graph(act: Activation) -> ModelGraph {
     for layer in 0..4 {
         let out = if layer == 3 { 1 } else { WIDTH };
         let id = nodes.len();
-        let linear = Op::Linear { inp: width, out, bias: true };
+        let linear = Op::Linear {
+            inp: width,
+            out,
+            bias: true,
+        };
         nodes.push(node(id, linear, vec![id - 1], out, width * out + out));
         if layer < 3 {
             nodes.push(node(id + 1, Op::Activation { kind: act }, vec![id], out, 0));
@@ -95,7 +121,10 @@ fn data() -> (Vec<f32>, Vec<f32>) {
     let x: Vec<f32> = (0..ROWS * IN)
         .map(|i| (((i * 2_654_435_761) % 10_007) as f32 / 10_007.0 - 0.5) * 3.0)
         .collect();
-    let y = x.chunks(IN).map(|r| r[0].sin() - 0.5 * r[5] * r[6]).collect();
+    let y = x
+        .chunks(IN)
+        .map(|r| r[0].sin() - 0.5 * r[5] * r[6])
+        .collect();
     (x, y)
 }
 
@@ -119,10 +148,19 @@ fn bench_dfdx_ops(x: &[f32], y: &[f32]) {
     let dev = Cpu::seed_from_u64(0);
     let mut model = dev.build_module::<Mlp, f32>();
     let mut grads = model.alloc_grads();
-    let mut opt = Adam::new(&model, AdamConfig { lr: LR, ..Default::default() });
+    let mut opt = Adam::new(
+        &model,
+        AdamConfig {
+            lr: LR,
+            ..Default::default()
+        },
+    );
     let x = dev.tensor_from_vec(x.to_vec(), (ROWS, Const::<IN>));
     let y = dev.tensor_from_vec(y.to_vec(), (ROWS, Const::<1>));
-    let name = format!("dfdx-ops MLP, tanh ({} params)", model.num_trainable_params());
+    let name = format!(
+        "dfdx-ops MLP, tanh ({} params)",
+        model.num_trainable_params()
+    );
     report(&name, || {
         let pred = model.forward_mut(x.trace(grads.clone()));
         let loss = mse_loss(pred, y.clone());
