@@ -1,0 +1,144 @@
+//! Training steps per second at batch 500 for the O(5) benchmark's models:
+//! the plain MLP baseline (10 → 384 → 384 → 384 → 1, about 300k parameters)
+//! fused by symc, the same MLP written with dfdx's own modules and Adam
+//! (showing what fusing buys), and symc's EMLP.
+//!
+//! Run with `cargo bench --bench steps` (release build). Set
+//! `SYMC_BENCH_SECONDS` to change the time spent on each model (default 5).
+
+use dfdx::prelude::*;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use symc::backend::{Batch, Model};
+use symc::plan::{
+    Activation, DataConfig, LossKind, LossTerm, ModelGraph, Node, Op, Port, Task, TrainConfig,
+};
+
+const ROWS: usize = 500;
+const IN: usize = 10;
+const WIDTH: usize = 384;
+const LR: f64 = 3e-3;
+
+/// Runs `step` repeatedly for the configured time after a short warm-up and
+/// prints the rate.
+fn report(name: &str, mut step: impl FnMut()) {
+    let seconds = std::env::var("SYMC_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
+    for _ in 0..3 {
+        step();
+    }
+    let start = Instant::now();
+    let mut steps = 0u32;
+    while steps < 5 || start.elapsed() < Duration::from_secs_f64(seconds) {
+        step();
+        steps += 1;
+    }
+    let per_step = start.elapsed().as_secs_f64() / steps as f64;
+    println!(
+        "{name:<44} {:>9.1} steps/s  {:>9.3} ms/step  ({steps} steps)",
+        1.0 / per_step,
+        per_step * 1e3
+    );
+}
+
+fn node(id: usize, op: Op, inputs: Vec<usize>, out_dim: usize, params: usize) -> Node {
+    Node { id, op, inputs, out_dim, params, constraint: None }
+}
+
+/// A regression graph around `nodes` (the last one is the output).
+fn graph(nodes: Vec<Node>) -> ModelGraph {
+    let output = nodes.len() - 1;
+    ModelGraph {
+        model: "o5_bench".into(),
+        task: Task::Regression,
+        inputs: vec![Port { name: "x".into(), dim: IN, rep: None }],
+        outputs: vec![Port { name: "y".into(), dim: 1, rep: None }],
+        groups: vec![],
+        symmetries: vec![],
+        parameters: nodes.iter().map(|n| n.params).sum(),
+        nodes,
+        output,
+        losses: vec![LossTerm { kind: LossKind::Mse, weight: 1.0 }],
+        data: DataConfig::Builtin { name: "o5_synthetic".into(), params: BTreeMap::new() },
+        train: TrainConfig {
+            steps: 1800,
+            lr: LR,
+            batch: Some(ROWS),
+            weight_decay: 0.0,
+            seed: 0,
+            schedule: "constant".into(),
+        },
+    }
+}
+
+/// EMLP's MLP baseline: three hidden layers of 384 with `act`.
+fn mlp_graph(act: Activation) -> ModelGraph {
+    let mut nodes = vec![node(0, Op::Input, vec![], IN, 0)];
+    let mut width = IN;
+    for layer in 0..4 {
+        let out = if layer == 3 { 1 } else { WIDTH };
+        let id = nodes.len();
+        let linear = Op::Linear { inp: width, out, bias: true };
+        nodes.push(node(id, linear, vec![id - 1], out, width * out + out));
+        if layer < 3 {
+            nodes.push(node(id + 1, Op::Activation { kind: act }, vec![id], out, 0));
+        }
+        width = out;
+    }
+    graph(nodes)
+}
+
+/// Deterministic N(0, 1)-like inputs and a smooth target.
+fn data() -> (Vec<f32>, Vec<f32>) {
+    let x: Vec<f32> = (0..ROWS * IN)
+        .map(|i| (((i * 2_654_435_761) % 10_007) as f32 / 10_007.0 - 0.5) * 3.0)
+        .collect();
+    let y = x.chunks(IN).map(|r| r[0].sin() - 0.5 * r[5] * r[6]).collect();
+    (x, y)
+}
+
+fn bench_symc(name: &str, graph: &ModelGraph, x: &[f32], y: &[f32]) {
+    let mut model = Model::new(graph, 0).expect("benchmark graph compiles");
+    let batch = Batch { x, y, rows: ROWS };
+    let name = format!("{name} ({} params)", model.parameter_count());
+    report(&name, || {
+        model.train_step(&batch, LR).expect("training step");
+    });
+}
+
+/// The same MLP with dfdx's modules, tape and Adam: the unfused reference.
+fn bench_dfdx_ops(x: &[f32], y: &[f32]) {
+    type Mlp = (
+        (Linear<IN, WIDTH>, Tanh),
+        (Linear<WIDTH, WIDTH>, Tanh),
+        (Linear<WIDTH, WIDTH>, Tanh),
+        Linear<WIDTH, 1>,
+    );
+    let dev = Cpu::seed_from_u64(0);
+    let mut model = dev.build_module::<Mlp, f32>();
+    let mut grads = model.alloc_grads();
+    let mut opt = Adam::new(&model, AdamConfig { lr: LR, ..Default::default() });
+    let x = dev.tensor_from_vec(x.to_vec(), (ROWS, Const::<IN>));
+    let y = dev.tensor_from_vec(y.to_vec(), (ROWS, Const::<1>));
+    let name = format!("dfdx-ops MLP, tanh ({} params)", model.num_trainable_params());
+    report(&name, || {
+        let pred = model.forward_mut(x.trace(grads.clone()));
+        let loss = mse_loss(pred, y.clone());
+        grads = loss.backward();
+        opt.update(&mut model, &grads).expect("dfdx Adam step");
+        model.zero_grads(&mut grads);
+    });
+}
+
+fn main() {
+    println!(
+        "training steps at batch {ROWS}, {} rayon threads",
+        rayon::current_num_threads()
+    );
+    let (x, y) = data();
+    bench_symc("symc MLP, swish", &mlp_graph(Activation::Swish), &x, &y);
+    bench_symc("symc MLP, tanh", &mlp_graph(Activation::Tanh), &x, &y);
+    bench_dfdx_ops(&x, &y);
+}
