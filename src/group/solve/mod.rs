@@ -21,41 +21,15 @@ use orbit::SignedPermutation;
 /// squared entries, and its eigensolver costs the cube.
 pub(crate) const DENSE_LIMIT: usize = 4096;
 
+/// The most unknowns any solve accepts: every basis map is stored densely.
+pub(crate) const STRUCTURED_LIMIT: usize = 1 << 24;
+
 /// Eigenvalues of a normal matrix below this fraction of the largest count as zero.
 const NULL_TOL: f64 = 1e-9;
 
-/// An orthonormal basis (in the Frobenius inner product) of the equivariant
-/// maps from `inp` to `out`, each `out.size × inp.size`.
-///
-/// Uses structure where the group has it: signed-permutation groups by orbits,
-/// Lie algebras with a usable Casimir by its eigenblocks, with the discrete
-/// generators then imposed on the (small) Lie solution. Anything else is
-/// solved densely.
-pub(crate) fn solve_pair(
-    solver: &PairSolver,
-    group: &Group,
-    out: &Term,
-    inp: &Term,
-) -> Result<Vec<DMatrix<f64>>, GroupError> {
-    match solver {
-        PairSolver::Orbits(perms) => Ok(orbit::solve(perms, out, inp)),
-        PairSolver::Dense => dense(group, out, inp, true),
-        PairSolver::LieThenDiscrete(casimir) => {
-            let lie_basis = match casimir {
-                Some(c) => c.solve(out, inp),
-                None => dense(group, out, inp, false)?,
-            };
-            match reduce_discrete(group, out, inp, lie_basis)? {
-                Some(basis) => Ok(basis),
-                None => dense(group, out, inp, true),
-            }
-        }
-    }
-}
-
-/// The strategy for a group, chosen once per solver.
-pub(crate) enum PairSolver {
-    /// No Lie algebra; every discrete generator a signed permutation.
+/// How a group's problems are solved, chosen once per group.
+pub(crate) enum Strategy {
+    /// No Lie algebra; every discrete generator a signed permutation (or none).
     Orbits(Vec<SignedPermutation>),
     /// No Lie algebra and no permutation structure.
     Dense,
@@ -64,19 +38,48 @@ pub(crate) enum PairSolver {
     LieThenDiscrete(Option<Casimir>),
 }
 
-impl PairSolver {
-    pub(crate) fn new(group: &Group) -> PairSolver {
+impl Strategy {
+    pub(crate) fn for_group(group: &Group) -> Strategy {
         if !group.lie().is_empty() {
-            return PairSolver::LieThenDiscrete(Casimir::new(group.lie()));
+            return Strategy::LieThenDiscrete(Casimir::new(group.lie()));
         }
         let perms: Option<Vec<_>> = group
             .discrete()
             .iter()
             .map(SignedPermutation::from_matrix)
             .collect();
-        match perms {
-            Some(perms) if !perms.is_empty() => PairSolver::Orbits(perms),
-            _ => PairSolver::Dense,
+        perms.map_or(Strategy::Dense, Strategy::Orbits)
+    }
+
+    /// An orthonormal basis (in the Frobenius inner product) of the
+    /// equivariant maps from `inp` to `out`, each `out.size × inp.size`.
+    pub(crate) fn solve(
+        &self,
+        group: &Group,
+        out: &Term,
+        inp: &Term,
+    ) -> Result<Vec<DMatrix<f64>>, GroupError> {
+        let n = group.n();
+        let unknowns = out.size(n).saturating_mul(inp.size(n));
+        if unknowns > STRUCTURED_LIMIT {
+            return Err(GroupError::TooLarge {
+                unknowns,
+                limit: STRUCTURED_LIMIT,
+            });
+        }
+        match self {
+            Strategy::Orbits(perms) => Ok(orbit::solve(perms, n, out, inp)),
+            Strategy::Dense => dense(group, out, inp, true),
+            Strategy::LieThenDiscrete(casimir) => {
+                let lie_basis = match casimir {
+                    Some(c) => c.solve(out, inp),
+                    None => dense(group, out, inp, false)?,
+                };
+                match reduce_discrete(group, out, inp, lie_basis)? {
+                    Some(basis) => Ok(basis),
+                    None => dense(group, out, inp, true),
+                }
+            }
         }
     }
 }
