@@ -102,40 +102,64 @@ fn reduce_discrete(
         return Ok(Some(basis));
     }
     let r = basis.len();
-    let (rep_out, rep_in) = (out.to_rep(), inp.to_rep());
+    let (rows, cols) = basis[0].shape();
+    let stack = |maps: &mut dyn Iterator<Item = DMatrix<f64>>| {
+        let mut stacked = DMatrix::zeros(rows * cols, r);
+        for (mut column, w) in stacked.column_iter_mut().zip(maps) {
+            column.copy_from_slice(w.as_slice());
+        }
+        stacked
+    };
+    let stacked = stack(&mut basis.iter().cloned());
     let mut constraints = Vec::with_capacity(group.discrete().len());
     for (index, h) in group.discrete().iter().enumerate() {
+        let conjugation = Conjugation::new(h, index, out, inp)?;
+        let moved = stack(&mut basis.iter().map(|w| conjugation.apply(w)));
+        let g = stacked.transpose() * &moved;
+        let lost = moved.norm_squared() - g.norm_squared();
+        if lost > 1e-8 * moved.norm_squared().max(1.0) {
+            return Ok(None);
+        }
+        constraints.push(g - DMatrix::identity(r, r));
+    }
+    let fixed = &stacked * nullspace(constraints.into_iter(), r, 1.0);
+    Ok(Some(
+        fixed
+            .column_iter()
+            .map(|c| DMatrix::from_column_slice(rows, cols, c.as_slice()))
+            .collect(),
+    ))
+}
+
+/// W ↦ ρ_out(h) W ρ_in(h)⁻¹ for one discrete generator h.
+enum Conjugation {
+    /// Signed permutations (reflections among them) move entries.
+    Permute(SignedPermutation, SignedPermutation),
+    /// Anything else multiplies by ρ_out(h) and ρ_in(h⁻¹).
+    Multiply(DMatrix<f64>, DMatrix<f64>),
+}
+
+impl Conjugation {
+    fn new(h: &DMatrix<f64>, index: usize, out: &Term, inp: &Term) -> Result<Self, GroupError> {
+        if let Some(p) = SignedPermutation::from_matrix(h) {
+            return Ok(Conjugation::Permute(p.on_term(out), p.on_term(inp)));
+        }
         let h_inv = h
             .clone()
             .try_inverse()
             .ok_or(GroupError::Singular { index })?;
-        let (r_out, r_in_inv) = (rep_out.rho(h), rep_in.rho(&h_inv));
-        let mut g = DMatrix::zeros(r, r);
-        for (k, w) in basis.iter().enumerate() {
-            let moved = &r_out * w * &r_in_inv;
-            let mut captured = 0.0;
-            for (j, v) in basis.iter().enumerate() {
-                g[(j, k)] = v.dot(&moved);
-                captured += g[(j, k)] * g[(j, k)];
-            }
-            if moved.norm_squared() - captured > 1e-8 * moved.norm_squared().max(1.0) {
-                return Ok(None);
-            }
-        }
-        constraints.push(g - DMatrix::identity(r, r));
+        Ok(Conjugation::Multiply(
+            out.to_rep().rho(h),
+            inp.to_rep().rho(&h_inv),
+        ))
     }
-    let fixed = nullspace(constraints.into_iter(), r, 1.0);
-    Ok(Some(
-        fixed
-            .column_iter()
-            .map(|c| {
-                basis.iter().zip(c.iter()).fold(
-                    DMatrix::zeros(basis[0].nrows(), basis[0].ncols()),
-                    |acc, (w, &x)| acc + w * x,
-                )
-            })
-            .collect(),
-    ))
+
+    fn apply(&self, w: &DMatrix<f64>) -> DMatrix<f64> {
+        match self {
+            Conjugation::Permute(p_out, p_in) => p_out.conjugate(w, p_in),
+            Conjugation::Multiply(r_out, r_in_inv) => r_out * w * r_in_inv,
+        }
+    }
 }
 
 /// Stacks the constraints (the Lie ones, and the discrete ones when asked)
@@ -192,7 +216,7 @@ pub(crate) fn nullspace(
 ) -> DMatrix<f64> {
     let mut normal = DMatrix::zeros(unknowns, unknowns);
     for k in constraints {
-        normal += k.tr_mul(&k);
+        normal += k.transpose() * &k;
     }
     let (values, vectors) = symmetric_eigen(normal);
     let largest = values.amax().max(scale);

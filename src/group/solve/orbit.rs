@@ -35,7 +35,7 @@ impl SignedPermutation {
 
     /// Its action on the coordinates of a tensor term: a signed permutation
     /// of nᵏ coordinates. Duals act the same way, since h⁻ᵀ = h.
-    fn on_term(&self, term: &Term) -> SignedPermutation {
+    pub(crate) fn on_term(&self, term: &Term) -> SignedPermutation {
         let n = self.image.len();
         let mut out = SignedPermutation {
             image: vec![0],
@@ -51,6 +51,21 @@ impl SignedPermutation {
                 }
             }
             out = SignedPermutation { image, sign };
+        }
+        out
+    }
+}
+
+impl SignedPermutation {
+    /// ρ_out(h) W ρ_in(h)⁻¹ with `self` = ρ_out(h) and `inp` = ρ_in(h): entry
+    /// (a, b) moves to (π(a), π(b)) with sign s_a·s_b, since ρ_in(h)⁻¹ = ρ_in(h)ᵀ.
+    pub(crate) fn conjugate(&self, w: &DMatrix<f64>, inp: &SignedPermutation) -> DMatrix<f64> {
+        let mut out = DMatrix::zeros(w.nrows(), w.ncols());
+        for (b, col) in w.column_iter().enumerate() {
+            let (pb, sb) = (inp.image[b], inp.sign[b]);
+            for (a, &x) in col.iter().enumerate() {
+                out[(self.image[a], pb)] = self.sign[a] * sb * x;
+            }
         }
         out
     }
