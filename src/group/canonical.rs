@@ -167,7 +167,7 @@ fn tensor(
     out
 }
 
-/// A run of equal terms in a canonical layout.
+/// All copies of one term in a canonical layout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summand {
     /// The base representation: a tensor product of `V` and `V*`, or `scalar`.

@@ -30,7 +30,8 @@
 //! Tensor products are laid out row-major, like Kronecker products: the
 //! coordinate (i, j) of `A*B` sits at i·dim(B) + j. In a canonical layout a
 //! summand with multiplicity m and size d occupies m·d consecutive
-//! coordinates, copy-major: coordinate i of copy c is at `offset + c·d + i`.
+//! coordinates, copy after copy (multiplicity-major): coordinate i of copy c
+//! is at `offset + c·d + i`.
 //! [`Layout::perm`] maps the canonical vector to the representation's own
 //! flat vector (they coincide when the representation is already written as
 //! a sorted sum of multiples, e.g. `5*scalar+5*V`). In that layout the block
