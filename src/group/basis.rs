@@ -254,3 +254,32 @@ pub fn solve_timed(group: &Group, rep_in: &Rep, rep_out: &Rep) -> Result<TimedSo
         blocks,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Layers of one network share base pairs: the second call reuses the
+    /// first call's solution instead of solving again.
+    #[test]
+    fn solved_pairs_are_shared_across_calls() {
+        let so3 = Group::builtin("SO", &[3]).unwrap();
+        let mut solver = BasisSolver::new(&so3);
+        let hidden = Rep::Sum(vec![Rep::Scalar.times(4), Rep::V.pow(2).times(4)]);
+        let first = solver.blocks(&Rep::V.pow(2), &hidden).unwrap();
+        let second = solver.blocks(&hidden, &hidden).unwrap();
+        let t2_to_t2 = |b: &BlockBasis| {
+            b.blocks
+                .iter()
+                .find(|blk| {
+                    b.input.summands[blk.input].rep == Rep::V.pow(2)
+                        && b.output.summands[blk.output].rep == Rep::V.pow(2)
+                })
+                .map(|blk| Arc::clone(&blk.basis))
+                .unwrap()
+        };
+        assert!(Arc::ptr_eq(&t2_to_t2(&first), &t2_to_t2(&second)));
+        // scalar↔scalar 1, scalar↔T2 1 each way, T2→T2 3; times 4·4 channels.
+        assert_eq!(second.dimension(), 16 * (1 + 1 + 1 + 3));
+    }
+}
