@@ -46,7 +46,10 @@ pub fn cases() -> Vec<Case> {
         ("SO(3) T3->T3", "SO", vec![3], t(3), t(3)),
         ("SO(3) T4->T4", "SO", vec![3], t(4), t(4)),
         ("O(3) T4->T4", "O", vec![3], t(4), t(4)),
+        ("Sp(2) T2->T2", "Sp", vec![2], t(2), t(2)),
+        ("Lorentz T3->T3", "Lorentz", vec![], t(3), t(3)),
         ("S(10) T2->T2", "S", vec![10], t(2), t(2)),
+        ("O(5) T3->T3", "O", vec![5], t(3), t(3)),
         ("SO(3) T5->T4", "SO", vec![3], t(5), t(4)),
     ];
     table
