@@ -10,10 +10,16 @@
 //! C_out W = W C_in, so W lives in the pairs of blocks with equal top
 //! eigenvalue, and each pair is a small dense problem.
 //!
-//! When C is symmetric (the algebra is closed under transpose, as for every
-//! built-in), the blocks are orthonormal and invariant under dρ and dρᵀ; this
-//! is checked on `V` together with closure, commutation and non-degeneracy,
-//! and the solver is not used otherwise.
+//! Two blocks with equal eigenvalues can still be large; within such a pair
+//! the intertwiners are found among products of eigenvectors of
+//! S = dρ(A)ᵀdρ(A) for one fixed generic algebra element A (see
+//! [`Casimir::intertwiners`]).
+//!
+//! All of this needs the algebra to close, to be closed under transpose (so
+//! that C and S are symmetric and the blocks are orthonormal and invariant
+//! under dρ and dρᵀ) and its trace form to be non-degenerate; every built-in
+//! but SE(n) and T(n) qualifies. These are checked on `V`, and the solver is
+//! not used otherwise.
 
 use super::super::canonical::{Atom, Term};
 use super::super::closure::closure;
