@@ -11,8 +11,10 @@ use dfdx::prelude::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use symc::backend::{Batch, Model};
+use symc::group::{BasisSolver, Group, Rep};
 use symc::plan::{
-    Activation, DataConfig, LossKind, LossTerm, ModelGraph, Node, Op, Port, Task, TrainConfig,
+    Activation, DataConfig, GroupDef, LossKind, LossTerm, ModelGraph, Node, Op, Port, PortRep,
+    Task, TrainConfig,
 };
 
 const ROWS: usize = 500;
@@ -116,6 +118,65 @@ fn mlp_graph(act: Activation) -> ModelGraph {
     graph(nodes)
 }
 
+/// EMLP(2V → scalar) over O(5) with three gated layers of `uniform_rep(384)`
+/// = 134·scalar + 25·V + 5·V² (384 channels, as EMLP allocates them).
+fn emlp_graph() -> ModelGraph {
+    let o5 = Group::builtin("O", &[5]).expect("O(5) is built in");
+    let mut solver = BasisSolver::new(&o5);
+    let hidden = Rep::Sum(vec![
+        Rep::Scalar.times(134),
+        Rep::V.times(25),
+        Rep::V.pow(2).times(5),
+    ]);
+    let gates = 30;
+    let input = Rep::V.times(2);
+    let mut nodes = vec![node(0, Op::Input, vec![], IN, 0)];
+    let mut linear = |nodes: &mut Vec<Node>, rep_in: &Rep, rep_out: Rep| {
+        let basis = solver.blocks(rep_in, &rep_out).expect("basis").dimension();
+        let bias = solver
+            .blocks(&Rep::Scalar, &rep_out)
+            .expect("bias")
+            .dimension();
+        let (id, out) = (nodes.len(), rep_out.size(5));
+        let op = Op::EquivariantLinear {
+            group: "O(5)".into(),
+            rep_in: rep_in.clone(),
+            rep_out,
+            basis,
+            bias,
+        };
+        nodes.push(node(id, op, vec![id - 1], out, basis + bias));
+    };
+    let mut rep = input.clone();
+    for _ in 0..3 {
+        let gated = Rep::Sum(vec![hidden.clone(), Rep::Scalar.times(gates)]);
+        linear(&mut nodes, &rep, gated);
+        let id = nodes.len();
+        let op = Op::Gated {
+            group: "O(5)".into(),
+            rep: hidden.clone(),
+            gates,
+        };
+        nodes.push(node(id, op, vec![id - 1], WIDTH, 0));
+        rep = hidden.clone();
+    }
+    linear(&mut nodes, &rep, Rep::Scalar);
+    let rows =
+        |m: &nalgebra::DMatrix<f64>| m.row_iter().map(|r| r.iter().copied().collect()).collect();
+    let mut g = graph(nodes);
+    g.groups = vec![GroupDef {
+        name: "O(5)".into(),
+        n: 5,
+        lie: o5.lie().iter().map(rows).collect(),
+        discrete: o5.discrete().iter().map(rows).collect(),
+    }];
+    g.inputs[0].rep = Some(PortRep {
+        group: "O(5)".into(),
+        rep: input,
+    });
+    g
+}
+
 /// Deterministic N(0, 1)-like inputs and a smooth target.
 fn data() -> (Vec<f32>, Vec<f32>) {
     let x: Vec<f32> = (0..ROWS * IN)
@@ -179,4 +240,10 @@ fn main() {
     bench_symc("symc MLP, swish", &mlp_graph(Activation::Swish), &x, &y);
     bench_symc("symc MLP, tanh", &mlp_graph(Activation::Tanh), &x, &y);
     bench_dfdx_ops(&x, &y);
+    bench_symc(
+        "symc EMLP(2V -> scalar), O(5), 384 ch",
+        &emlp_graph(),
+        &x,
+        &y,
+    );
 }
