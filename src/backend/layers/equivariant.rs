@@ -26,7 +26,7 @@
 
 use super::super::kernels::gemm::{matmul, MatMut, MatRef};
 use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
-use super::super::params::{Init, Param};
+use super::super::params::Param;
 use super::super::BackendError;
 use crate::group::{BasisSolver, Layout, Rep};
 use dfdx::prelude::*;
@@ -169,11 +169,11 @@ impl<D: HostDevice> EquivariantLinear<D> {
                 .flat_map(|b| b.basis.iter())
                 .map(|v| v.iter().map(|&x| x as f32).collect())
                 .collect();
-            let init = Init::Uniform(1.0 / (cols.max(1) as f32).sqrt());
+            let bound = 1.0 / (cols.max(1) as f32).sqrt();
             let mut param = |kind: &str, width: usize| {
                 let name = format!("n{node}.{kind}.{j}");
                 (width > 0)
-                    .then(|| Param::new(device, name, vec![shape.copies, width], init, rng))
+                    .then(|| Param::new(device, name, vec![shape.copies, width], bound, rng))
                     .transpose()
             };
             params.push((param("weight", cols)?, param("bias", invariant.len())?));

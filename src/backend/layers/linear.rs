@@ -3,7 +3,7 @@
 use super::super::kernels::activation::{bias_act, Derivatives};
 use super::super::kernels::gemm::{add_column_sums, matmul, MatMut, MatRef};
 use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
-use super::super::params::{Init, Param};
+use super::super::params::Param;
 use super::super::BackendError;
 use crate::plan::Activation;
 use dfdx::prelude::*;
@@ -28,14 +28,20 @@ impl<D: HostDevice> Linear<D> {
         (inp, out, bias): (usize, usize, bool),
         rng: &mut StdRng,
     ) -> Result<Self, BackendError> {
-        let init = Init::Uniform(1.0 / (inp.max(1) as f32).sqrt());
-        let weight = Param::new(device, format!("n{node}.weight"), vec![out, inp], init, rng)?;
+        let bound = 1.0 / (inp.max(1) as f32).sqrt();
+        let weight = Param::new(
+            device,
+            format!("n{node}.weight"),
+            vec![out, inp],
+            bound,
+            rng,
+        )?;
         let bias = if bias {
             Some(Param::new(
                 device,
                 format!("n{node}.bias"),
                 vec![out],
-                init,
+                bound,
                 rng,
             )?)
         } else {
