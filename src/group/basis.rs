@@ -4,7 +4,7 @@ use super::canonical::{Layout, Term};
 use super::error::GroupError;
 use super::matrix_group::Group;
 use super::rep::Rep;
-use super::solve::solve_pair;
+use super::solve::{solve_pair, PairSolver};
 use nalgebra::DMatrix;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -144,9 +144,9 @@ impl BlockBasis {
 /// assert_eq!(blocks.blocks.len(), 2);
 /// assert_eq!(blocks.dimension(), 10);
 /// ```
-#[derive(Debug, Clone)]
 pub struct BasisSolver {
     group: Group,
+    strategy: PairSolver,
     cache: HashMap<(Term, Term), Arc<[DMatrix<f64>]>>,
 }
 
@@ -155,6 +155,7 @@ impl BasisSolver {
     pub fn new(group: &Group) -> BasisSolver {
         BasisSolver {
             group: group.clone(),
+            strategy: PairSolver::new(group),
             cache: HashMap::new(),
         }
     }
@@ -193,7 +194,7 @@ impl BasisSolver {
         if let Some(hit) = self.cache.get(&key) {
             return Ok(Arc::clone(hit));
         }
-        let solved: Arc<[DMatrix<f64>]> = solve_pair(&self.group, out, inp)?.into();
+        let solved: Arc<[DMatrix<f64>]> = solve_pair(&self.strategy, &self.group, out, inp)?.into();
         self.cache.insert(key, Arc::clone(&solved));
         Ok(solved)
     }

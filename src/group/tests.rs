@@ -276,3 +276,41 @@ fn sums_are_solved_block_by_block() {
     let mixed = Rep::Sum(vec![Rep::V, Rep::Scalar, Rep::V]);
     check(&so3, &mixed, &mixed, 4 + 1);
 }
+
+#[test]
+fn affine_groups_fix_the_homogeneous_coordinate() {
+    // On (x, 1): translations force W = [[d·I, b], [0, d]]; rotations then
+    // force b = 0. Invariant covectors are multiples of the last coordinate;
+    // invariant vectors are the directions translations do not move, if no
+    // rotation moves them either.
+    for n in [2, 3] {
+        let se = builtin("SE", &[n]);
+        check(&se, &Rep::V, &Rep::V, 1);
+        check(&se, &Rep::V, &Rep::Scalar, 1);
+        check(&se, &Rep::Scalar, &Rep::V, 0);
+        let t = builtin("T", &[n]);
+        check(&t, &Rep::V, &Rep::V, 1 + n as u64);
+        check(&t, &Rep::Scalar, &Rep::V, n as u64);
+    }
+}
+
+/// The structured solvers on mid-size problems: Casimir blocks (SO(3) on
+/// V^{⊗8}, 6561 unknowns), Casimir blocks then a reflection (O(3) on V^{⊗6}),
+/// and orbits (S(5) on V^{⊗4}).
+#[test]
+fn structured_solvers_on_mid_size_problems() {
+    check(
+        &builtin("SO", &[3]),
+        &tensor(4),
+        &tensor(4),
+        spin_invariants(2, 8),
+    );
+    check(&builtin("O", &[3]), &tensor(3), &tensor(3), matchings(6));
+    check(
+        &builtin("S", &[5]),
+        &tensor(2),
+        &tensor(2),
+        sym_invariants(5, 4),
+    );
+    check(&builtin("Lorentz", &[]), &tensor(2), &tensor(1), 0);
+}
