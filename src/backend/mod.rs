@@ -1,1 +1,3 @@
 //! `backend` stage of symc.
+
+pub mod physics;

@@ -1,1 +1,3 @@
 //! `data` stage of symc.
+
+pub mod systems;

@@ -1,1 +1,3 @@
 //! `train` stage of symc.
+
+pub mod dynamics;
