@@ -178,15 +178,27 @@ pub enum Op {
     },
     /// EMLP's gated nonlinearity: `rep` is the representation without gates; the
     /// input carries one extra scalar gate per non-scalar summand after it.
-    Gated { group: String, rep: Rep, gates: usize },
+    Gated {
+        group: String,
+        rep: Rep,
+        gates: usize,
+    },
     /// Nonlinearity on the norm of each non-scalar summand.
     NormNonlinearity { group: String, rep: Rep },
     /// Hamiltonian head: an MLP H(q, p) → scalar whose symplectic gradient
     /// (∂H/∂p, −∂H/∂q) is the output.
-    Hamiltonian { coordinates: usize, hidden: Vec<usize>, act: Activation },
+    Hamiltonian {
+        coordinates: usize,
+        hidden: Vec<usize>,
+        act: Activation,
+    },
     /// Lagrangian head: an MLP L(q, q̇) → scalar; the output is (q̇, q̈) from the
     /// Euler–Lagrange equations.
-    Lagrangian { coordinates: usize, hidden: Vec<usize>, act: Activation },
+    Lagrangian {
+        coordinates: usize,
+        hidden: Vec<usize>,
+        act: Activation,
+    },
     /// Message-passing block over `bodies` bodies of `dims`-dimensional positions.
     GraphNetwork {
         bodies: usize,
@@ -205,7 +217,12 @@ pub enum Op {
         invariant: bool,
     },
     /// Plain convolution network on images.
-    Conv { channels: Vec<usize>, kernel: usize, height: usize, width: usize },
+    Conv {
+        channels: Vec<usize>,
+        kernel: usize,
+        height: usize,
+        width: usize,
+    },
 }
 
 /// One term of the training objective.
@@ -238,9 +255,16 @@ pub enum LossKind {
 #[serde(rename_all = "snake_case")]
 pub enum DataConfig {
     /// A built-in generator, e.g. `o5_synthetic`, `mass_spring`, with numeric parameters.
-    Builtin { name: String, params: BTreeMap<String, f64> },
+    Builtin {
+        name: String,
+        params: BTreeMap<String, f64>,
+    },
     /// A CSV file (path as written in the spec, resolved against the spec's folder).
-    File { path: String, inputs: usize, outputs: usize },
+    File {
+        path: String,
+        inputs: usize,
+        outputs: usize,
+    },
 }
 
 /// Optimiser and loop settings.

@@ -6,8 +6,6 @@
 //! monomorphised per activation and vectorise; [`dispatch`] picks one from the
 //! IR's [`Activation`].
 
-use crate::plan::Activation;
-
 /// σ and its derivatives at one point: `[σ, σ′, σ″, σ‴]`.
 pub(crate) trait Act {
     fn eval(z: f32) -> [f32; 4];
@@ -140,6 +138,7 @@ impl Act for Relu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Activation;
 
     const ALL: [Activation; 5] = [
         Activation::Tanh,

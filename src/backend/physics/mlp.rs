@@ -5,9 +5,14 @@ use super::act::{dispatch, Act};
 use super::linalg::{matmul, T};
 use crate::plan::Activation;
 use rand::rngs::StdRng;
+use rayon::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
+
+/// Rows per parallel task of the elementwise passes: large enough to amortise
+/// scheduling, small enough to split a 750-row batch between threads.
+pub(crate) const PAR_ROWS: usize = 64;
 
 /// How the weights of a head start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -219,18 +224,17 @@ impl Mlp {
 /// In place: `a` holds `z − b` on entry and σ(z) on exit; `s`, `t` get σ′, σ″.
 fn activate<A: Act>(a: &mut [f32], s: &mut [f32], t: &mut [f32], bias: &[f32]) {
     let width = bias.len();
-    for ((a, s), t) in a
-        .chunks_exact_mut(width)
-        .zip(s.chunks_exact_mut(width))
-        .zip(t.chunks_exact_mut(width))
-    {
-        for i in 0..width {
-            let [v, d1, d2, _] = A::eval(a[i] + bias[i]);
-            a[i] = v;
-            s[i] = d1;
-            t[i] = d2;
+    let chunk = PAR_ROWS * width;
+    a.par_chunks_mut(chunk).zip(s.par_chunks_mut(chunk)).zip(t.par_chunks_mut(chunk)).for_each(|((a, s), t)| {
+        for ((a, s), t) in a.chunks_exact_mut(width).zip(s.chunks_exact_mut(width)).zip(t.chunks_exact_mut(width)) {
+            for i in 0..width {
+                let [v, d1, d2, _] = A::eval(a[i] + bias[i]);
+                a[i] = v;
+                s[i] = d1;
+                t[i] = d2;
+            }
         }
-    }
+    });
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::backend::physics::{DynamicsNet, PhysicsError};
-use crate::data::systems::{leapfrog, rk4, Dataset, System};
+use crate::backend::physics::{Adam, DynamicsNet, PhysicsError};
+use crate::data::systems::{leapfrog, rk4, Dataset, System, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -72,6 +72,20 @@ impl DynamicsReport {
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
+}
+
+/// Full-batch Adam on the field MSE over `data` for `steps` steps; returns the
+/// final training loss.
+pub fn fit(net: &mut DynamicsNet, data: &Table, steps: usize, lr: f32) -> Result<f32, PhysicsError> {
+    let mut adam = Adam::new(net.parameters().len(), lr);
+    let mut grad = vec![0.0; net.parameters().len()];
+    let mut loss = f32::NAN;
+    for _ in 0..steps {
+        grad.fill(0.0);
+        loss = net.loss_and_grad(&data.x, &data.y, &mut grad)?;
+        adam.step(net.parameters_mut(), &grad);
+    }
+    Ok(loss)
 }
 
 /// Integrates the learned field of `net` from each state of `x0` (several
