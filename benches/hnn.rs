@@ -13,7 +13,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 use symc::backend::physics::{DynamicsNet, Head, Init};
-use symc::data::systems::{simulate, Table};
+use symc::data::systems::simulate;
+use symc::data::Table;
 use symc::plan::Activation;
 use symc::train::dynamics::{evaluate, fit, DynamicsReport, Integrator, Protocol};
 
@@ -25,18 +26,35 @@ fn params(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the parenthesised name; utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
 fn field_mse(net: &DynamicsNet, t: &Table) -> f64 {
     let f = net.field(&t.x).expect("shapes agree");
-    f.iter().zip(&t.y).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>() / f.len() as f64
+    f.iter()
+        .zip(&t.y)
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum::<f64>()
+        / f.len() as f64
 }
 
 fn speed(steps: usize) {
-    let threads: usize = std::env::var("SYMC_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let threads: usize = std::env::var("SYMC_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
     let p = params(&[
         ("trajectories", 50.0),
         ("points", 30.0),
@@ -46,13 +64,24 @@ fn speed(steps: usize) {
         ("r_max", 1.0),
         ("noise", 0.1),
     ]);
-    let data = simulate("mass_spring", &p).expect("built in").expect("valid parameters").splits();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
-    println!("symc: train {} points, test {} points, {threads} threads, {steps} steps", data.train.rows, data.test.rows);
+    let data = simulate("mass_spring", &p)
+        .expect("built in")
+        .expect("valid parameters")
+        .splits();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
+    println!(
+        "symc: train {} points, test {} points, {threads} threads, {steps} steps",
+        data.train.rows, data.test.rows
+    );
     for (head, name) in [(Head::Hamiltonian, "hnn"), (Head::Direct, "baseline")] {
-        let mut net = DynamicsNet::new(head, 1, &[200, 200], Activation::Tanh, Init::Uniform, 0).expect("valid head");
+        let mut net = DynamicsNet::new(head, 1, &[200, 200], Activation::Tanh, Init::Uniform, 0)
+            .expect("valid head");
         let (start, cpu) = (Instant::now(), cpu_seconds());
-        pool.install(|| fit(&mut net, &data.train, steps, 1e-3)).expect("shapes agree");
+        pool.install(|| fit(&mut net, &data.train, steps, 1e-3))
+            .expect("shapes agree");
         let (wall, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu);
         println!(
             "symc {name:8} train {wall:7.3} s  cpu {cpu:7.3} s  {:7.1} steps/s  train MSE {:.4e}  test MSE {:.4e}",
@@ -81,7 +110,12 @@ struct Experiment {
 }
 
 fn experiments() -> Vec<Experiment> {
-    let rk4 = |span: f64, points: usize| Protocol { span, points, integrator: Integrator::Rk4, max_step: 0.01 };
+    let rk4 = |span: f64, points: usize| Protocol {
+        span,
+        points,
+        integrator: Integrator::Rk4,
+        max_step: 0.01,
+    };
     let hnn = [Head::Direct, Head::Hamiltonian];
     vec![
         Experiment {
@@ -139,7 +173,12 @@ fn experiments() -> Vec<Experiment> {
         Experiment {
             system: "double_pendulum",
             // 40 test initial conditions, as in the LNN paper's energy study.
-            data: vec![("trajectories", 80.0), ("points", 100.0), ("t_end", 10.0), ("noise", 0.0)],
+            data: vec![
+                ("trajectories", 80.0),
+                ("points", 100.0),
+                ("t_end", 10.0),
+                ("noise", 0.0),
+            ],
             coordinates: 2,
             hidden: vec![128, 128],
             act: Activation::Softplus,
@@ -162,9 +201,12 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 fn run(e: &Experiment, head: Head, seed: u64, steps: usize) -> Result<DynamicsReport, String> {
     let mut p = params(&e.data);
     p.insert("seed".into(), seed as f64);
-    let data = simulate(e.system, &p).expect("built in").map_err(|err| err.to_string())?;
+    let data = simulate(e.system, &p)
+        .expect("built in")
+        .map_err(|err| err.to_string())?;
     let splits = data.splits();
-    let mut net = DynamicsNet::new(head, e.coordinates, &e.hidden, e.act, e.init, seed).map_err(|err| err.to_string())?;
+    let mut net = DynamicsNet::new(head, e.coordinates, &e.hidden, e.act, e.init, seed)
+        .map_err(|err| err.to_string())?;
     fit(&mut net, &splits.train, steps, e.lr).map_err(|err| err.to_string())?;
     evaluate(&net, &data, &e.protocol).map_err(|err| err.to_string())
 }
@@ -173,33 +215,71 @@ fn reproduce(only: &[String], steps: usize) {
     let seeds = [0u64, 1, 2];
     println!("| system | model | test MSE | energy metric | symc (mean ± std, 3 seeds) | paper |");
     println!("|---|---|---|---|---|---|");
-    for e in experiments().iter().filter(|e| only.is_empty() || only.iter().any(|o| o == e.system)) {
+    for e in experiments()
+        .iter()
+        .filter(|e| only.is_empty() || only.iter().any(|o| o == e.system))
+    {
         for (k, head) in e.heads.iter().enumerate() {
             let start = Instant::now();
-            let reports: Vec<Result<DynamicsReport, String>> = seeds.iter().map(|&s| run(e, *head, s, steps)).collect();
+            let reports: Vec<Result<DynamicsReport, String>> =
+                seeds.iter().map(|&s| run(e, *head, s, steps)).collect();
             let ok: Vec<&DynamicsReport> = reports.iter().filter_map(|r| r.as_ref().ok()).collect();
             let failures: Vec<&String> = reports.iter().filter_map(|r| r.as_ref().err()).collect();
-            let metric = if e.final_error { "final |ΔE|/max V" } else { "energy MSE" };
-            let values: Vec<f64> = ok.iter().map(|r| if e.final_error { r.final_energy_error } else { r.energy_mse }).collect();
+            let metric = if e.final_error {
+                "final |ΔE|/max V"
+            } else {
+                "energy MSE"
+            };
+            let all: Vec<f64> = ok
+                .iter()
+                .map(|r| {
+                    if e.final_error {
+                        r.final_energy_error
+                    } else {
+                        r.energy_mse
+                    }
+                })
+                .collect();
+            // A rollout that left every bound (an unstable learned field) has no finite energy.
+            let values: Vec<f64> = all.iter().copied().filter(|v| v.is_finite()).collect();
+            let diverged = all.len() - values.len();
             let (mse, mse_sd) = mean_std(&ok.iter().map(|r| r.test_mse).collect::<Vec<_>>());
             let (m, sd) = mean_std(&values);
             let paper = if k == 0 { e.paper.0 } else { e.paper.1 };
-            let note = if failures.is_empty() { String::new() } else { format!(" ({} seeds failed: {})", failures.len(), failures[0]) };
+            let mut note = String::new();
+            if diverged > 0 {
+                note += &format!(" ({diverged} rollouts diverged)");
+            }
+            if let Some(first) = failures.first() {
+                note += &format!(" ({} seeds failed: {first})", failures.len());
+            }
             println!(
                 "| {} | {:?} | {mse:.3e} ± {mse_sd:.1e} | {metric} | {m:.3e} ± {sd:.1e}{note} | {paper:.2e} |",
                 e.system, head
             );
-            eprintln!("{} {:?}: {:.1} s", e.system, head, start.elapsed().as_secs_f64());
+            eprintln!(
+                "{} {:?}: {:.1} s",
+                e.system,
+                head,
+                start.elapsed().as_secs_f64()
+            );
         }
     }
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore flags.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let steps = args.iter().find_map(|a| a.parse().ok()).unwrap_or(2000);
     if args.first().map(String::as_str) == Some("reproduce") {
-        let only: Vec<String> = args[1..].iter().filter(|a| a.parse::<usize>().is_err()).cloned().collect();
+        let only: Vec<String> = args[1..]
+            .iter()
+            .filter(|a| a.parse::<usize>().is_err())
+            .cloned()
+            .collect();
         reproduce(&only, steps);
     } else {
         speed(steps);

@@ -1,7 +1,7 @@
-//! Dense kernels of the heads: a row-major GEMM over the `gemm` crate and
-//! batched small symmetric solves.
+//! Dense kernels of the heads: products by dimensions over the shared GEMM,
+//! and small symmetric solves for mass matrices.
 
-use gemm::Parallelism;
+use crate::backend::kernels::gemm::{matmul as gemm, MatRef};
 
 /// How a row-major operand enters a product.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -12,9 +12,9 @@ pub(crate) enum T {
     Y,
 }
 
-/// `c (m×n) = β·c + op(a) (m×k) · op(b) (k×n)`, all row-major; `β` is 0 or 1
-/// (`accumulate`). Large products run on the current rayon pool.
-#[allow(clippy::too_many_arguments)]
+/// `c (m×n) = β·c + op(a) (m×k) · op(b) (k×n)` on the shared GEMM kernel, all
+/// row-major; `β` is 0 or 1 (`accumulate`). The heads state their products
+/// by dimensions, as the derivations read.
 pub(crate) fn matmul(
     c: &mut [f32],
     a: &[f32],
@@ -24,53 +24,11 @@ pub(crate) fn matmul(
     (m, n, k): (usize, usize, usize),
     accumulate: bool,
 ) {
-    assert!(
-        c.len() >= m * n && a.len() >= m * k && b.len() >= k * n,
-        "matmul operand too short"
-    );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            c[..m * n].fill(0.0);
-        }
-        return;
-    }
-    // Strides (column, row) of each operand in elements.
-    let (a_cs, a_rs) = match ta {
-        T::N => (1, k as isize),
-        T::Y => (m as isize, 1),
+    let view = |data, t, rows, cols| match t {
+        T::N => MatRef::new(data, rows, cols),
+        T::Y => MatRef::new(data, cols, rows).t(),
     };
-    let (b_cs, b_rs) = match tb {
-        T::N => (1, n as isize),
-        T::Y => (k as isize, 1),
-    };
-    // SAFETY: the lengths were checked above against the strides' extents; the
-    // three slices cannot alias because `c` is borrowed mutably.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::Rayon(0),
-        )
-    }
+    gemm(view(a, ta, m, k), view(b, tb, k, n), c, accumulate);
 }
 
 /// A symmetric matrix the solver could not factor: its smallest pivot.

@@ -12,10 +12,11 @@
 //! with σ‴ where it differentiates σ″. Channels are stored channel-major: rows
 //! `c·B … c·B + B − 1` hold channel `c` of the B states.
 
-use super::act::{dispatch, Act};
+use super::act::derivatives3;
 use super::linalg::{matmul, solve_symmetric, T};
 use super::mlp::{resize, Mlp};
 use super::PhysicsError;
+use crate::plan::Activation;
 
 /// Forward values kept for the backward pass.
 #[derive(Debug, Default)]
@@ -94,7 +95,7 @@ fn forward(mlp: &Mlp, n: usize, x: &[f32], rows: usize, work: &mut Work) {
             resize(s2, rows * out),
             resize(s3, rows * out),
         );
-        dispatch!(mlp.act, A => activate_forward::<A>(ch, rows, out, z, a, [s1, s2, s3]));
+        activate_forward(mlp.act, ch, rows, out, z, a, [s1, s2, s3]);
     }
     let top: &[f32] = if hidden == 0 {
         &work.input
@@ -116,7 +117,8 @@ fn forward(mlp: &Mlp, n: usize, x: &[f32], rows: usize, work: &mut Work) {
         .for_each(|v| *v += mlp.bias(hidden)[0]);
 }
 
-fn activate_forward<A: Act>(
+fn activate_forward(
+    act: Activation,
     ch: Channels,
     rows: usize,
     width: usize,
@@ -128,7 +130,7 @@ fn activate_forward<A: Act>(
     let block = rows * width;
     let [s1, s2, s3] = s;
     for e in 0..block {
-        let [v, d1, d2, d3] = A::eval(z[e]);
+        let [v, d1, d2, d3] = derivatives3(act, z[e]);
         a[e] = v;
         (s1[e], s2[e], s3[e]) = (d1, d2, d3);
         for j in 0..d {
@@ -299,7 +301,7 @@ fn backward(mlp: &Mlp, ch: Channels, rows: usize, dout: &[f32], grad: &mut [f32]
         let (inp, out) = (mlp.sizes[l], mlp.sizes[l + 1]);
         let dz = resize(&mut work.dz, c * rows * out);
         let [s1, s2, s3] = &work.sigma[l];
-        dispatch!(mlp.act, A => activate_backward::<A>(ch, rows, out, &work.z[l], [s1, s2, s3], &work.da, dz));
+        activate_backward(ch, rows, out, &work.z[l], [s1, s2, s3], &work.da, dz);
         let prev: &[f32] = if l == 0 { &work.input } else { &work.a[l - 1] };
         let (w, b) = mlp.offsets(l);
         matmul(
@@ -333,7 +335,7 @@ fn backward(mlp: &Mlp, ch: Channels, rows: usize, dout: &[f32], grad: &mut [f32]
 }
 
 /// dz from da through a = σ(z), ∂a = σ′∂z, ∂²a = σ′∂²z + σ″∂z∂z.
-fn activate_backward<A: Act>(
+fn activate_backward(
     ch: Channels,
     rows: usize,
     width: usize,

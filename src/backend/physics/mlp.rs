@@ -1,13 +1,13 @@
 //! A multilayer perceptron over one flat parameter vector, with the forward
 //! cache and the value-path backward pass the heads share.
 
-use super::act::{dispatch, Act};
 use super::linalg::{matmul, T};
+use crate::backend::kernels::activation::{bias_act, Derivatives};
 use crate::plan::Activation;
 use rand::rngs::StdRng;
-use rayon::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Rows per parallel task of the elementwise passes: large enough to amortise
@@ -128,7 +128,7 @@ impl Mlp {
             matmul(a, prev, T::N, self.weight(l), T::Y, (rows, out, inp), false);
             let s = resize(&mut cache.s[l], rows * out);
             let t = resize(&mut cache.t[l], rows * out);
-            dispatch!(self.act, A => activate::<A>(a, s, t, self.bias(l)));
+            activate(self.act, a, s, t, self.bias(l));
         }
     }
 
@@ -222,19 +222,24 @@ impl Mlp {
 }
 
 /// In place: `a` holds `z − b` on entry and σ(z) on exit; `s`, `t` get σ′, σ″.
-fn activate<A: Act>(a: &mut [f32], s: &mut [f32], t: &mut [f32], bias: &[f32]) {
-    let width = bias.len();
-    let chunk = PAR_ROWS * width;
-    a.par_chunks_mut(chunk).zip(s.par_chunks_mut(chunk)).zip(t.par_chunks_mut(chunk)).for_each(|((a, s), t)| {
-        for ((a, s), t) in a.chunks_exact_mut(width).zip(s.chunks_exact_mut(width)).zip(t.chunks_exact_mut(width)) {
-            for i in 0..width {
-                let [v, d1, d2, _] = A::eval(a[i] + bias[i]);
-                a[i] = v;
-                s[i] = d1;
-                t[i] = d2;
-            }
-        }
-    });
+/// Row blocks go to the thread pool.
+fn activate(act: Activation, a: &mut [f32], s: &mut [f32], t: &mut [f32], bias: &[f32]) {
+    let chunk = PAR_ROWS * bias.len();
+    a.par_chunks_mut(chunk)
+        .zip(s.par_chunks_mut(chunk))
+        .zip(t.par_chunks_mut(chunk))
+        .for_each(|((a, s), t)| {
+            bias_act(
+                act,
+                a,
+                bias.len(),
+                Some(bias),
+                Derivatives {
+                    first: Some(s),
+                    second: Some(t),
+                },
+            )
+        });
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@
 //! # Ok::<(), symc::backend::physics::PhysicsError>(())
 //! ```
 
-pub(crate) mod act;
+mod act;
 mod hnn;
 mod linalg;
 mod lnn;

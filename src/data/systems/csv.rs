@@ -6,16 +6,17 @@
 //! derivative columns they are estimated by second-order finite differences
 //! (three-point formulas that allow uneven spacing, one-sided at the ends).
 
-use super::table::{DataError, Splits, Table};
 use super::Trajectory;
+use crate::data::{DataError, Splits};
 
 /// Parses CSV `text` (named `path` in errors) with states of `state_dim`
 /// components into trajectories.
 pub fn parse_csv(text: &str, path: &str, state_dim: usize) -> Result<Vec<Trajectory>, DataError> {
-    let err = |line: usize, reason: String| DataError::Csv {
+    let err = |row: usize, message: String| DataError::Csv {
         path: path.into(),
-        line,
-        reason,
+        row,
+        column: None,
+        message,
     };
     let mut out: Vec<(String, Vec<f64>, Vec<f64>, Vec<f64>)> = Vec::new();
     let mut with_derivatives = None;
@@ -136,16 +137,16 @@ pub fn load_csv(
     test_fraction: f64,
 ) -> Result<Splits, DataError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::Io {
-        path: name.clone(),
-        reason: e.to_string(),
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
     })?;
     let mut trajectories = parse_csv(&text, &name, state_dim)?;
     let n_test = (trajectories.len() as f64 * test_fraction.clamp(0.0, 1.0)).round() as usize;
     let test = trajectories.split_off(trajectories.len() - n_test);
     Ok(Splits {
         train: super::table(&trajectories, state_dim),
-        val: Table::default(),
+        val: super::table(&[], state_dim),
         test: super::table(&test, state_dim),
     })
 }
@@ -200,9 +201,12 @@ mod tests {
         ];
         for (text, line, what) in cases {
             match parse_csv(text, "f.csv", 2) {
-                Err(DataError::Csv {
-                    line: l, reason, ..
-                }) => assert!(l == line && reason.contains(what), "{text:?}: {l} {reason}"),
+                Err(DataError::Csv { row, message, .. }) => {
+                    assert!(
+                        row == line && message.contains(what),
+                        "{text:?}: {row} {message}"
+                    )
+                }
                 other => panic!("{text:?}: {other:?}"),
             }
         }

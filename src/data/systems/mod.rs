@@ -28,11 +28,11 @@
 
 mod csv;
 mod integrate;
-mod table;
 
-pub use csv::load_csv;
+pub use csv::{load_csv, parse_csv};
 pub use integrate::{leapfrog, rk4, rk4_step};
-pub use table::{DataError, Splits, Table};
+
+use super::{DataError, Splits, Table};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -319,9 +319,8 @@ struct Params<'a> {
 impl<'a> Params<'a> {
     fn error(&self, name: &str, reason: impl Into<String>) -> DataError {
         DataError::Parameter {
-            source_name: self.source.into(),
-            name: name.into(),
-            reason: reason.into(),
+            data: self.source.into(),
+            message: format!("parameter `{name}`: {}", reason.into()),
         }
     }
 

@@ -122,7 +122,10 @@ fn bad_parameters_are_named() {
     ];
     for (name, value) in bad {
         match builtin("mass_spring", &params(&[(name, value)])).unwrap() {
-            Err(DataError::Parameter { name: n, .. }) => assert_eq!(n, name),
+            Err(DataError::Parameter { message, .. }) => assert!(
+                message.starts_with(&format!("parameter `{name}`")),
+                "{message}"
+            ),
             other => panic!("{name} = {value}: {other:?}"),
         }
     }

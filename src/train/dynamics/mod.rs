@@ -18,7 +18,8 @@
 //! ```
 
 use crate::backend::physics::{Adam, DynamicsNet, PhysicsError};
-use crate::data::systems::{leapfrog, rk4, Dataset, System, Table};
+use crate::data::systems::{leapfrog, rk4, Dataset, System};
+use crate::data::Table;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -76,7 +77,12 @@ impl DynamicsReport {
 
 /// Full-batch Adam on the field MSE over `data` for `steps` steps; returns the
 /// final training loss.
-pub fn fit(net: &mut DynamicsNet, data: &Table, steps: usize, lr: f32) -> Result<f32, PhysicsError> {
+pub fn fit(
+    net: &mut DynamicsNet,
+    data: &Table,
+    steps: usize,
+    lr: f32,
+) -> Result<f32, PhysicsError> {
     let mut adam = Adam::new(net.parameters().len(), lr);
     let mut grad = vec![0.0; net.parameters().len()];
     let mut loss = f32::NAN;

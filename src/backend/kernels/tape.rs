@@ -1,0 +1,150 @@
+//! Custom operations on the dfdx tape.
+//!
+//! dfdx keeps its kernel traits private, but its tape is open: an operation
+//! computes its output with host kernels, wraps it in a tensor, and pushes a
+//! closure with [`Tape::add_backward_op`] that reads the output's gradient and
+//! adds into the gradients of whatever it read. [`custom_op`] does the
+//! bookkeeping; a layer supplies only the two kernels.
+
+use crate::backend::BackendError;
+use dfdx::prelude::*;
+use dfdx::tensor::{Cpu, Gradients};
+
+/// A row-major `rows × cols` activation tensor carrying the tape `T`.
+pub(crate) type Mat<D, T> = Tensor<(usize, usize), f32, D, T>;
+
+/// A dfdx device whose buffers live in host memory, so the slice kernels can
+/// read and write them. A GPU device implements the layers' kernels on its own
+/// and does not go through this trait.
+pub(crate) trait HostDevice: Device<f32> {
+    /// The buffer as a slice.
+    fn host_mut(buffer: &mut <Self as Storage<f32>>::Vec) -> &mut [f32];
+}
+
+impl HostDevice for Cpu {
+    fn host_mut(buffer: &mut <Self as Storage<f32>>::Vec) -> &mut [f32] {
+        buffer
+    }
+}
+
+/// A copy of a tensor's values.
+pub(crate) fn host<S: Shape, D: HostDevice, T>(t: &Tensor<S, f32, D, T>) -> Vec<f32> {
+    let mut out = vec![0.0; t.shape().num_elements()];
+    t.copy_into(&mut out);
+    out
+}
+
+/// Write access to the gradients during a backward pass.
+pub(crate) struct GradSink<'a, D: HostDevice> {
+    grads: &'a mut Gradients<f32, D>,
+}
+
+impl<D: HostDevice> GradSink<'_, D> {
+    /// The gradient buffer of `t`, zero-filled on first use; backward kernels add into it.
+    pub(crate) fn slice<S: Shape>(&mut self, t: &Tensor<S, f32, D>) -> Result<&mut [f32], D::Err> {
+        Ok(D::host_mut(self.grads.get_or_alloc_mut(t)?))
+    }
+}
+
+/// The backward kernel of a custom op: given the output's gradient, add into
+/// the input's gradient (third argument) and those of any parameters.
+pub(crate) trait Backward<D: HostDevice>:
+    'static + FnOnce(&[f32], &mut GradSink<'_, D>, &Mat<D, NoneTape>) -> Result<(), D::Err>
+{
+}
+
+impl<D: HostDevice, F> Backward<D> for F where
+    F: 'static + FnOnce(&[f32], &mut GradSink<'_, D>, &Mat<D, NoneTape>) -> Result<(), D::Err>
+{
+}
+
+/// Wraps `output` (row-major, one row per row of `input`, `cols` wide,
+/// computed by the caller's forward kernel) as a tensor that continues `input`'s tape, and
+/// records `backward` when the tape is live (`T::OWNS_TAPE`). Callers that
+/// must copy data only for the backward pass check `T::OWNS_TAPE` first.
+pub(crate) fn custom_op<D: HostDevice, T: Tape<f32, D>>(
+    input: Mat<D, T>,
+    output: Vec<f32>,
+    cols: usize,
+    backward: impl Backward<D>,
+) -> Result<Mat<D, T>, BackendError> {
+    let (input, mut tape) = input.split_tape();
+    let rows = input.shape().0;
+    let output = input
+        .device()
+        .try_tensor_from_vec(output, (rows, cols))
+        .map_err(BackendError::device)?;
+    if T::OWNS_TAPE {
+        // Handles share the tensors' buffers; the gradients are keyed by their ids.
+        let input = input.clone();
+        let out = output.clone();
+        tape.add_backward_op(move |grads| {
+            // A copy, because the closure then borrows other entries of `grads` mutably.
+            let grad_out = D::host_mut(grads.get_or_alloc_mut(&out)?).to_vec();
+            backward(&grad_out, &mut GradSink { grads }, &input)
+        });
+    }
+    Ok(output.put_tape(tape))
+}
+
+/// Concatenates row-major matrices with equal row counts along their columns,
+/// merging their tapes.
+pub(crate) fn concat_columns<D: HostDevice, T: Tape<f32, D> + Merge<T>>(
+    parts: Vec<Mat<D, T>>,
+) -> Result<Mat<D, T>, BackendError> {
+    let rows = parts.first().map_or(0, |p| p.shape().0);
+    if let Some(p) = parts.iter().find(|p| p.shape().0 != rows) {
+        return Err(BackendError::ShapeMismatch {
+            what: "rows of concatenated inputs".into(),
+            expected: rows,
+            found: p.shape().0,
+        });
+    }
+    let widths: Vec<usize> = parts.iter().map(|p| p.shape().1).collect();
+    let cols: usize = widths.iter().sum();
+    let mut data = vec![0.0; rows * cols];
+    let mut tape = T::default();
+    let mut handles = Vec::with_capacity(parts.len());
+    let mut device = None;
+    let mut offset = 0;
+    for (part, &width) in parts.into_iter().zip(&widths) {
+        let values = host(&part);
+        for (dst, src) in data
+            .chunks_exact_mut(cols)
+            .zip(values.chunks_exact(width.max(1)))
+        {
+            dst[offset..offset + width].copy_from_slice(&src[..width]);
+        }
+        offset += width;
+        let (part, part_tape) = part.split_tape();
+        tape = tape.merge(part_tape);
+        handles.push(part.clone());
+        device.get_or_insert_with(|| part.device().clone());
+    }
+    let device =
+        device.ok_or_else(|| BackendError::InvalidGraph("a node concatenates no inputs".into()))?;
+    let output = device
+        .try_tensor_from_vec(data, (rows, cols))
+        .map_err(BackendError::device)?;
+    if T::OWNS_TAPE {
+        let out = output.clone();
+        tape.add_backward_op(move |grads| {
+            let grad_out = D::host_mut(grads.get_or_alloc_mut(&out)?).to_vec();
+            let mut offset = 0;
+            for (handle, &width) in handles.iter().zip(&widths) {
+                let grad = D::host_mut(grads.get_or_alloc_mut(handle)?);
+                for (dst, src) in grad
+                    .chunks_exact_mut(width.max(1))
+                    .zip(grad_out.chunks_exact(cols))
+                {
+                    for (d, s) in dst.iter_mut().zip(&src[offset..offset + width]) {
+                        *d += s;
+                    }
+                }
+                offset += width;
+            }
+            Ok(())
+        });
+    }
+    Ok(output.put_tape(tape))
+}

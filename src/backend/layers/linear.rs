@@ -1,0 +1,235 @@
+//! `Linear`, optionally fused with the activation that follows it.
+
+use super::super::kernels::activation::{bias_act, Derivatives};
+use super::super::kernels::gemm::{add_column_sums, matmul, MatRef};
+use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
+use super::super::params::{Init, Param};
+use super::super::BackendError;
+use crate::plan::Activation;
+use dfdx::prelude::*;
+use rand::rngs::StdRng;
+
+/// y = σ(x·Wᵀ + b), W stored `out × inp` (row `o` holds the weights into output `o`).
+///
+/// Parameters are named `n{id}.weight` (shape `[out, inp]`) and `n{id}.bias`
+/// (`[out]`). Initialised as PyTorch does: W, b ~ U(±1/√inp).
+pub(crate) struct Linear<D: HostDevice> {
+    weight: Param<D>,
+    bias: Option<Param<D>>,
+    act: Option<Activation>,
+    inp: usize,
+    out: usize,
+}
+
+impl<D: HostDevice> Linear<D> {
+    pub(crate) fn new(
+        device: &D,
+        node: usize,
+        (inp, out, bias): (usize, usize, bool),
+        rng: &mut StdRng,
+    ) -> Result<Self, BackendError> {
+        let init = Init::Uniform(1.0 / (inp.max(1) as f32).sqrt());
+        let weight = Param::new(device, format!("n{node}.weight"), vec![out, inp], init, rng)?;
+        let bias = if bias {
+            Some(Param::new(
+                device,
+                format!("n{node}.bias"),
+                vec![out],
+                init,
+                rng,
+            )?)
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight,
+            bias,
+            act: None,
+            inp,
+            out,
+        })
+    }
+
+    /// Applies `act` to the output in the same pass.
+    pub(crate) fn fuse(&mut self, act: Activation) {
+        self.act = Some(act);
+    }
+
+    pub(crate) fn out_width(&self) -> usize {
+        self.out
+    }
+
+    pub(crate) fn params(&self) -> impl Iterator<Item = &Param<D>> {
+        std::iter::once(&self.weight).chain(&self.bias)
+    }
+
+    pub(crate) fn params_mut(&mut self) -> impl Iterator<Item = &mut Param<D>> {
+        std::iter::once(&mut self.weight).chain(&mut self.bias)
+    }
+
+    pub(crate) fn forward<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, BackendError> {
+        let (rows, inp, out) = (x.shape().0, self.inp, self.out);
+        let xs = host(&x);
+        let w = self.weight.values();
+        let b = self.bias.as_ref().map(Param::values);
+        let mut y = vec![0.0; rows * out];
+        matmul(
+            MatRef::new(&xs, rows, inp),
+            MatRef::new(&w, out, inp).t(),
+            &mut y,
+            false,
+        );
+        let mut dact = Vec::new();
+        match self.act {
+            Some(kind) => {
+                let first = if T::OWNS_TAPE {
+                    dact = vec![0.0; y.len()];
+                    Some(&mut dact[..])
+                } else {
+                    None
+                };
+                let derivs = Derivatives {
+                    first,
+                    second: None,
+                };
+                bias_act(kind, &mut y, out, b.as_deref(), derivs);
+            }
+            None => {
+                if let Some(b) = &b {
+                    for row in y.chunks_exact_mut(out) {
+                        row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+                    }
+                }
+            }
+        }
+        let weight = self.weight.handle();
+        let bias = self.bias.as_ref().map(Param::handle);
+        custom_op(x, y, out, move |grad_out, grads, input| {
+            let mut g = grad_out.to_vec();
+            if !dact.is_empty() {
+                g.iter_mut().zip(&dact).for_each(|(g, d)| *g *= d);
+            }
+            let gm = MatRef::new(&g, rows, out);
+            matmul(
+                gm.t(),
+                MatRef::new(&xs, rows, inp),
+                grads.slice(&weight)?,
+                true,
+            );
+            if let Some(bias) = &bias {
+                add_column_sums(&g, out, grads.slice(bias)?);
+            }
+            matmul(gm, MatRef::new(&w, out, inp), grads.slice(input)?, true);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_close, check_gradients, random_matrix};
+    use super::super::Layer;
+    use super::*;
+    use rand::SeedableRng;
+
+    const ACTS: [Activation; 5] = [
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::Softplus,
+        Activation::Swish,
+        Activation::Sigmoid,
+    ];
+
+    fn layer(act: Option<Activation>, bias: bool) -> Linear<Cpu> {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut l = Linear::new(&Cpu::seed_from_u64(0), 3, (5, 4, bias), &mut rng).unwrap();
+        if let Some(a) = act {
+            l.fuse(a);
+        }
+        l
+    }
+
+    type Traced = Mat<Cpu, OwnedTape<f32, Cpu>>;
+    /// The reference output, Wᵀ and b.
+    type Reference = (
+        Traced,
+        Mat<Cpu, NoneTape>,
+        Option<Tensor<(usize,), f32, Cpu>>,
+    );
+
+    /// The same layer written with dfdx's own ops, on fresh copies Wᵀ and b of
+    /// the parameters; returns them so their gradients can be read.
+    fn reference(l: &Linear<Cpu>, x: Traced) -> Reference {
+        let dev = Cpu::default();
+        let rows = x.shape().0;
+        let w = l.weight.values();
+        let wt: Vec<f32> = (0..l.inp * l.out)
+            .map(|k| w[(k % l.out) * l.inp + k / l.out])
+            .collect();
+        let wt = dev.tensor_from_vec(wt, (l.inp, l.out));
+        let mut y = x.matmul(wt.leaky_trace());
+        let b = l
+            .bias
+            .as_ref()
+            .map(|b| dev.tensor_from_vec(b.values(), (l.out,)));
+        if let Some(b) = &b {
+            y = y + b.leaky_trace().broadcast_like::<_, Axis<0>>(&(rows, l.out));
+        }
+        let y = match l.act {
+            None => y,
+            Some(Activation::Tanh) => y.tanh(),
+            Some(Activation::Relu) => y.relu(),
+            Some(Activation::Softplus) => (y.exp() + 1.0).ln(),
+            Some(Activation::Swish) => {
+                let s = y.retaped::<OwnedTape<f32, Cpu>>().sigmoid();
+                y * s
+            }
+            Some(Activation::Sigmoid) => y.sigmoid(),
+        };
+        (y, wt, b)
+    }
+
+    #[test]
+    fn fused_values_and_gradients_match_dfdx_ops() {
+        let dev = Cpu::default();
+        for act in ACTS.map(Some).into_iter().chain([None]) {
+            for bias in [true, false] {
+                let l = layer(act, bias);
+                // A weighted sum makes every output's gradient different.
+                let weights = dev.tensor_from_vec(random_matrix(6, 4, 12), (6, 4));
+                let x = dev.tensor_from_vec(random_matrix(6, 5, 11), (6, 5));
+                let ours = l.forward(x.leaky_trace()).unwrap();
+                let (theirs, wt, b) = reference(&l, x.leaky_trace());
+                assert_close(&host(&ours), &host(&theirs), 1e-5);
+                let g_ours = (ours * weights.clone()).sum().backward();
+                let g_theirs = (theirs * weights).sum().backward();
+                let gw = g_ours.get(&l.weight.handle()).as_vec();
+                let gwt = g_theirs.get(&wt).as_vec();
+                let gw_theirs: Vec<f32> = (0..gw.len())
+                    .map(|k| gwt[(k % l.inp) * l.out + k / l.inp])
+                    .collect();
+                assert_close(&gw, &gw_theirs, 1e-5);
+                if let (Some(ours), Some(theirs)) = (&l.bias, &b) {
+                    assert_close(
+                        &g_ours.get(&ours.handle()).as_vec(),
+                        &g_theirs.get(theirs).as_vec(),
+                        1e-5,
+                    );
+                }
+                assert_close(&g_ours.get(&x).as_vec(), &g_theirs.get(&x).as_vec(), 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        for act in [
+            Activation::Tanh,
+            Activation::Softplus,
+            Activation::Swish,
+            Activation::Sigmoid,
+        ] {
+            check_gradients(&mut Layer::Linear(layer(Some(act), true)), 6, 5);
+        }
+    }
+}

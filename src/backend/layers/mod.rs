@@ -1,0 +1,357 @@
+//! Layers and the evaluation of a compiled graph.
+//!
+//! Each IR op maps to one [`Layer`] variant, built in [`Layer::build`] and run
+//! in [`Layer::forward`]; supporting a new op is one variant, one arm in each
+//! of those two functions and one file holding its kernels.
+
+mod activation;
+mod linear;
+
+use super::kernels::tape::{concat_columns, HostDevice, Mat};
+use super::params::Param;
+use super::BackendError;
+use crate::plan::{ModelGraph, Node, Op};
+use dfdx::prelude::*;
+use linear::Linear;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+/// One compiled node.
+pub(crate) enum Layer<D: HostDevice> {
+    /// The network input.
+    Input,
+    /// An activation computed by the `Linear` before it: passes its input on.
+    Fused,
+    Linear(Linear<D>),
+    Activation(crate::plan::Activation),
+}
+
+impl<D: HostDevice> Layer<D> {
+    /// Builds the layer for `node`, whose input has `width` columns.
+    fn build(
+        device: &D,
+        node: &Node,
+        width: usize,
+        rng: &mut StdRng,
+    ) -> Result<Self, BackendError> {
+        let expect_input = |expected: usize| {
+            if width == expected {
+                Ok(())
+            } else {
+                Err(BackendError::ShapeMismatch {
+                    what: format!("input width of node {}", node.id),
+                    expected,
+                    found: width,
+                })
+            }
+        };
+        let layer = match &node.op {
+            Op::Input => Layer::Input,
+            Op::Linear { inp, out, bias } => {
+                expect_input(*inp)?;
+                Layer::Linear(Linear::new(device, node.id, (*inp, *out, *bias), rng)?)
+            }
+            Op::Activation { kind } => Layer::Activation(*kind),
+            other => {
+                return Err(BackendError::Unsupported {
+                    op: op_name(other).into(),
+                })
+            }
+        };
+        Ok(layer)
+    }
+
+    /// Width of this layer's output for an input of `width` columns.
+    fn out_width(&self, width: usize) -> usize {
+        match self {
+            Layer::Linear(l) => l.out_width(),
+            Layer::Input | Layer::Fused | Layer::Activation(_) => width,
+        }
+    }
+
+    pub(crate) fn forward<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, BackendError> {
+        match self {
+            Layer::Input | Layer::Fused => Ok(x),
+            Layer::Linear(l) => l.forward(x),
+            Layer::Activation(kind) => activation::forward(*kind, x),
+        }
+    }
+
+    pub(crate) fn params(&self) -> Vec<&Param<D>> {
+        match self {
+            Layer::Linear(l) => l.params().collect(),
+            Layer::Input | Layer::Fused | Layer::Activation(_) => Vec::new(),
+        }
+    }
+
+    pub(crate) fn params_mut(&mut self) -> Vec<&mut Param<D>> {
+        match self {
+            Layer::Linear(l) => l.params_mut().collect(),
+            Layer::Input | Layer::Fused | Layer::Activation(_) => Vec::new(),
+        }
+    }
+}
+
+/// The IR's name for an op, as `BackendError::Unsupported` reports it.
+fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::Input => "input",
+        Op::Linear { .. } => "linear",
+        Op::Activation { .. } => "activation",
+        Op::EquivariantLinear { .. } => "equivariant_linear",
+        Op::Gated { .. } => "gated",
+        Op::NormNonlinearity { .. } => "norm_nonlinearity",
+        Op::Hamiltonian { .. } => "hamiltonian",
+        Op::Lagrangian { .. } => "lagrangian",
+        Op::GraphNetwork { .. } => "graph_network",
+        Op::GroupConv { .. } => "group_conv",
+        Op::Conv { .. } => "conv",
+    }
+}
+
+/// A graph's layers with their wiring, ready to run on device `D`.
+pub(crate) struct Network<D: HostDevice> {
+    device: D,
+    layers: Vec<Layer<D>>,
+    inputs: Vec<Vec<usize>>,
+    /// How many times each node's value is read (by later nodes and as the output).
+    uses: Vec<usize>,
+    output: usize,
+    in_dim: usize,
+    out_dim: usize,
+}
+
+impl<D: HostDevice> Network<D> {
+    /// Checks the graph's wiring and widths, draws the parameters from `seed`,
+    /// and fuses each activation into the `Linear` it alone reads.
+    pub(crate) fn new(graph: &ModelGraph, device: D, seed: u64) -> Result<Self, BackendError> {
+        let n = graph.nodes.len();
+        if graph.output >= n {
+            return Err(BackendError::InvalidGraph(format!(
+                "output node {} does not exist ({n} nodes)",
+                graph.output
+            )));
+        }
+        let in_dim: usize = graph.inputs.iter().map(|p| p.dim).sum();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut layers = Vec::with_capacity(n);
+        let mut widths = Vec::with_capacity(n);
+        let mut uses = vec![0; n];
+        uses[graph.output] += 1;
+        for (i, node) in graph.nodes.iter().enumerate() {
+            if node.id != i {
+                return Err(BackendError::InvalidGraph(format!(
+                    "node at position {i} has id {}",
+                    node.id
+                )));
+            }
+            if let Some(&j) = node.inputs.iter().find(|&&j| j >= i) {
+                return Err(BackendError::InvalidGraph(format!(
+                    "node {i} reads node {j}, which is not earlier"
+                )));
+            }
+            let is_input = node.op == Op::Input;
+            if is_input != node.inputs.is_empty() {
+                return Err(BackendError::InvalidGraph(format!(
+                    "node {i}: only input nodes, and all of them, have no inputs"
+                )));
+            }
+            let width = if is_input {
+                in_dim
+            } else {
+                node.inputs.iter().map(|&j| widths[j]).sum()
+            };
+            let layer = Layer::build(&device, node, width, &mut rng)?;
+            let out = layer.out_width(width);
+            if out != node.out_dim || out == 0 {
+                return Err(BackendError::ShapeMismatch {
+                    what: format!("output width of node {i} (must be positive)"),
+                    expected: node.out_dim,
+                    found: out,
+                });
+            }
+            let params: usize = layer.params().iter().map(|p| p.len()).sum();
+            if params != node.params {
+                return Err(BackendError::ShapeMismatch {
+                    what: format!("parameter count of node {i}"),
+                    expected: node.params,
+                    found: params,
+                });
+            }
+            node.inputs.iter().for_each(|&j| uses[j] += 1);
+            widths.push(out);
+            layers.push(layer);
+        }
+        let inputs: Vec<Vec<usize>> = graph.nodes.iter().map(|n| n.inputs.clone()).collect();
+        for i in 0..n {
+            if let (Layer::Activation(kind), [j]) = (&layers[i], inputs[i].as_slice()) {
+                let (kind, j) = (*kind, *j);
+                if uses[j] == 1 {
+                    if let Layer::Linear(l) = &mut layers[j] {
+                        l.fuse(kind);
+                        layers[i] = Layer::Fused;
+                    }
+                }
+            }
+        }
+        Ok(Network {
+            device,
+            layers,
+            inputs,
+            uses,
+            output: graph.output,
+            in_dim,
+            out_dim: widths[graph.output],
+        })
+    }
+
+    pub(crate) fn device(&self) -> &D {
+        &self.device
+    }
+
+    pub(crate) fn in_dim(&self) -> usize {
+        self.in_dim
+    }
+
+    pub(crate) fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+
+    /// Evaluates the graph on `x` (rows × `in_dim`), carrying `x`'s tape through every node.
+    pub(crate) fn run<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        x: Mat<D, T>,
+    ) -> Result<Mat<D, T>, BackendError> {
+        let n = self.layers.len();
+        let mut left = self.uses.clone();
+        let mut values: Vec<Option<Mat<D, T>>> = (0..n).map(|_| None).collect();
+        let input_nodes = self
+            .layers
+            .iter()
+            .filter(|l| matches!(l, Layer::Input))
+            .count();
+        let mut x = Some(x);
+        let mut inputs_seen = 0;
+        // The tape moves with the last reader of a value; earlier readers get an
+        // empty tape and their backward ops reach the value's gradient by id.
+        let mut read =
+            |values: &mut Vec<Option<Mat<D, T>>>, j: usize| -> Result<Mat<D, T>, BackendError> {
+                left[j] -= 1;
+                let value = if left[j] == 0 {
+                    values[j].take()
+                } else {
+                    values[j].as_ref().map(|v| v.retaped())
+                };
+                value.ok_or_else(|| BackendError::InvalidGraph(format!("node {j} has no value")))
+            };
+        for (i, layer) in self.layers.iter().enumerate() {
+            let input = if let Layer::Input = layer {
+                inputs_seen += 1;
+                if inputs_seen == input_nodes {
+                    x.take()
+                } else {
+                    x.as_ref().map(|x| x.retaped())
+                }
+                .ok_or_else(|| BackendError::InvalidGraph("the input was consumed".into()))?
+            } else if let [j] = self.inputs[i].as_slice() {
+                read(&mut values, *j)?
+            } else {
+                let parts = self.inputs[i]
+                    .iter()
+                    .map(|&j| read(&mut values, j))
+                    .collect::<Result<_, _>>()?;
+                concat_columns(parts)?
+            };
+            values[i] = Some(layer.forward(input)?);
+        }
+        read(&mut values, self.output)
+    }
+
+    pub(crate) fn params(&self) -> impl Iterator<Item = &Param<D>> {
+        self.layers.iter().flat_map(Layer::params)
+    }
+
+    pub(crate) fn params_mut(&mut self) -> impl Iterator<Item = &mut Param<D>> {
+        self.layers.iter_mut().flat_map(Layer::params_mut)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Shared checks for layer tests.
+
+    use super::super::kernels::tape::host;
+    use super::*;
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// A reproducible N(0, 1) matrix, row-major.
+    pub(crate) fn random_matrix(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
+        let rng = StdRng::seed_from_u64(seed);
+        StandardNormal.sample_iter(rng).take(rows * cols).collect()
+    }
+
+    /// Asserts |a − b| ≤ tol·(1 + |b|) entrywise.
+    pub(crate) fn assert_close(a: &[f32], b: &[f32], tol: f32) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= tol * (1.0 + y.abs()),
+                "entry {i}: {x} vs {y}"
+            );
+        }
+    }
+
+    /// Checks the tape's gradients of L = Σ wᵢⱼ yᵢⱼ (w fixed and random) with
+    /// respect to the input and every parameter against central differences.
+    pub(crate) fn check_gradients(layer: &mut Layer<Cpu>, rows: usize, cols: usize) {
+        let dev = Cpu::default();
+        let xs = random_matrix(rows, cols, 1);
+        let x = dev.tensor_from_vec(xs.clone(), (rows, cols));
+        let y = layer.forward(x.leaky_trace()).unwrap();
+        let w = random_matrix(y.shape().0, y.shape().1, 2);
+        let weights = dev.tensor_from_vec(w.clone(), *y.shape());
+        let grads = (y * weights).sum().backward();
+        let objective = |layer: &Layer<Cpu>, xs: &[f32]| -> f64 {
+            let x = dev.tensor_from_vec(xs.to_vec(), (rows, cols));
+            let y = host(&layer.forward(x).unwrap());
+            y.iter().zip(&w).map(|(y, w)| *y as f64 * *w as f64).sum()
+        };
+        let h = 1e-2f32;
+        let tolerance = |analytic: f32| 3e-3 * (1.0 + analytic.abs() as f64);
+        let gx = grads.get(&x).as_vec();
+        for i in 0..xs.len() {
+            let (mut plus, mut minus) = (xs.clone(), xs.clone());
+            plus[i] += h;
+            minus[i] -= h;
+            let fd = (objective(layer, &plus) - objective(layer, &minus)) / (2.0 * h as f64);
+            assert!(
+                (fd - gx[i] as f64).abs() < tolerance(gx[i]),
+                "input {i}: {} vs {fd}",
+                gx[i]
+            );
+        }
+        let count = layer.params().len();
+        for k in 0..count {
+            let handle = layer.params()[k].handle();
+            let g = grads.get(&handle).as_vec();
+            let values = layer.params()[k].values();
+            for i in (0..values.len()).step_by(values.len().div_ceil(25)) {
+                let mut shifted = values.clone();
+                shifted[i] = values[i] + h;
+                layer.params_mut()[k].set(&shifted);
+                let plus = objective(layer, &xs);
+                shifted[i] = values[i] - h;
+                layer.params_mut()[k].set(&shifted);
+                let minus = objective(layer, &xs);
+                layer.params_mut()[k].set(&values);
+                let fd = (plus - minus) / (2.0 * h as f64);
+                let name = layer.params()[k].name().to_string();
+                assert!(
+                    (fd - g[i] as f64).abs() < tolerance(g[i]),
+                    "{name}[{i}]: {} vs {fd}",
+                    g[i]
+                );
+            }
+        }
+    }
+}

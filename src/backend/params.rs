@@ -1,0 +1,104 @@
+//! Trainable parameters: flat dfdx tensors with a name and a logical shape.
+
+use super::kernels::tape::{host, HostDevice};
+use super::{BackendError, NamedTensor};
+use dfdx::prelude::*;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, Uniform};
+
+/// One parameter tensor. Stored flat; `shape` is how it is named and exported.
+pub(crate) struct Param<D: HostDevice> {
+    name: String,
+    shape: Vec<usize>,
+    tensor: Tensor<(usize,), f32, D>,
+}
+
+/// How a parameter's initial values are drawn.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Init {
+    /// U(−a, a).
+    Uniform(f32),
+}
+
+impl<D: HostDevice> Param<D> {
+    /// A parameter drawn from `init` with `rng` (the model's one seeded stream,
+    /// so values depend only on the seed and the layer order).
+    pub(crate) fn new(
+        device: &D,
+        name: String,
+        shape: Vec<usize>,
+        init: Init,
+        rng: &mut StdRng,
+    ) -> Result<Self, BackendError> {
+        let len = shape.iter().product();
+        let values: Vec<f32> = match init {
+            Init::Uniform(a) if a > 0.0 => Uniform::new(-a, a).sample_iter(rng).take(len).collect(),
+            Init::Uniform(_) => vec![0.0; len],
+        };
+        let tensor = device
+            .try_tensor_from_vec(values, (len,))
+            .map_err(BackendError::device)?;
+        Ok(Param {
+            name,
+            shape,
+            tensor,
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.tensor.shape().0
+    }
+
+    /// A copy of the values.
+    pub(crate) fn values(&self) -> Vec<f32> {
+        host(&self.tensor)
+    }
+
+    /// The handle backward kernels write this parameter's gradient through
+    /// (shares the buffer; gradients are keyed by the tensor's id).
+    pub(crate) fn handle(&self) -> Tensor<(usize,), f32, D> {
+        self.tensor.clone()
+    }
+
+    /// Overwrites the values.
+    pub(crate) fn set(&mut self, values: &[f32]) {
+        self.tensor.copy_from(values);
+    }
+
+    pub(crate) fn to_named(&self) -> NamedTensor {
+        NamedTensor {
+            name: self.name.clone(),
+            shape: self.shape.clone(),
+            data: self.values(),
+        }
+    }
+
+    /// Whether `t` fits this parameter (shape and length).
+    pub(crate) fn check(&self, t: &NamedTensor) -> Result<(), BackendError> {
+        let problem = if t.shape != self.shape {
+            Some(format!(
+                "shape {:?} does not match the model's {:?}",
+                t.shape, self.shape
+            ))
+        } else if t.data.len() != self.len() {
+            Some(format!(
+                "{} values for {} entries",
+                t.data.len(),
+                self.len()
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => Err(BackendError::Parameter {
+                name: t.name.clone(),
+                problem,
+            }),
+            None => Ok(()),
+        }
+    }
+}

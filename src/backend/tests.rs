@@ -1,0 +1,457 @@
+//! Tests of the public `Model` API on small graphs.
+
+use super::*;
+use crate::plan::{Activation, DataConfig, LossKind, LossTerm, Node, Op, Port, TrainConfig};
+use std::collections::BTreeMap;
+
+fn node(id: usize, op: Op, inputs: Vec<usize>, out_dim: usize, params: usize) -> Node {
+    Node {
+        id,
+        op,
+        inputs,
+        out_dim,
+        params,
+        constraint: None,
+    }
+}
+
+/// A graph with the given nodes, input width and loss, everything else minimal.
+fn graph(
+    in_dim: usize,
+    nodes: Vec<Node>,
+    task: Task,
+    loss: LossKind,
+    weight_decay: f64,
+) -> ModelGraph {
+    let output = nodes.len() - 1;
+    let out_dim = nodes[output].out_dim;
+    let parameters = nodes.iter().map(|n| n.params).sum();
+    ModelGraph {
+        model: "test".into(),
+        task,
+        inputs: vec![Port {
+            name: "x".into(),
+            dim: in_dim,
+            rep: None,
+        }],
+        outputs: vec![Port {
+            name: "y".into(),
+            dim: out_dim,
+            rep: None,
+        }],
+        groups: vec![],
+        symmetries: vec![],
+        nodes,
+        output,
+        losses: vec![LossTerm {
+            kind: loss,
+            weight: 1.0,
+        }],
+        data: DataConfig::Builtin {
+            name: "none".into(),
+            params: BTreeMap::new(),
+        },
+        train: TrainConfig {
+            steps: 1,
+            lr: 1e-3,
+            batch: None,
+            weight_decay,
+            seed: 0,
+            schedule: "constant".into(),
+        },
+        parameters,
+    }
+}
+
+/// in → hidden (act) → … → out, as the planner lays out an MLP.
+fn mlp(
+    in_dim: usize,
+    hidden: &[usize],
+    out: usize,
+    act: Activation,
+    task: Task,
+    loss: LossKind,
+) -> ModelGraph {
+    let mut nodes = vec![node(0, Op::Input, vec![], in_dim, 0)];
+    let mut width = in_dim;
+    for &h in hidden.iter().chain([&out]) {
+        let id = nodes.len();
+        nodes.push(node(
+            id,
+            Op::Linear {
+                inp: width,
+                out: h,
+                bias: true,
+            },
+            vec![id - 1],
+            h,
+            width * h + h,
+        ));
+        if nodes.len() < 2 * hidden.len() + 1 {
+            nodes.push(node(id + 1, Op::Activation { kind: act }, vec![id], h, 0));
+        }
+        width = h;
+    }
+    graph(in_dim, nodes, task, loss, 0.0)
+}
+
+/// x ~ N(0, 1) in 2D, y = sin(x₀) + x₁²/2.
+fn regression_data(rows: usize) -> (Vec<f32>, Vec<f32>) {
+    let x = super::layers::testing::random_matrix(rows, 2, 3);
+    let y = x
+        .chunks(2)
+        .map(|r| r[0].sin() + 0.5 * r[1] * r[1])
+        .collect();
+    (x, y)
+}
+
+#[test]
+fn an_mlp_fits_a_smooth_function() {
+    let g = mlp(
+        2,
+        &[32, 32],
+        1,
+        Activation::Tanh,
+        Task::Regression,
+        LossKind::Mse,
+    );
+    let mut model = Model::new(&g, 1).unwrap();
+    assert_eq!(model.parameter_count(), g.parameters);
+    let (x, y) = regression_data(64);
+    let batch = Batch {
+        x: &x,
+        y: &y,
+        rows: 64,
+    };
+    let before = model.evaluate(&batch).unwrap();
+    for _ in 0..300 {
+        model.train_step(&batch, 1e-2).unwrap();
+    }
+    let after = model.evaluate(&batch).unwrap();
+    assert_eq!(after.terms.len(), 1);
+    assert_eq!(after.terms[0].0, "mse");
+    assert!(after.total < 0.02 * before.total, "{before:?} → {after:?}");
+}
+
+#[test]
+fn forward_agrees_with_evaluate() {
+    let g = mlp(
+        2,
+        &[8],
+        1,
+        Activation::Swish,
+        Task::Regression,
+        LossKind::Mse,
+    );
+    let model = Model::new(&g, 4).unwrap();
+    let (x, y) = regression_data(10);
+    let out = model.forward(&x, 10).unwrap();
+    let mse = out
+        .iter()
+        .zip(&y)
+        .map(|(p, t)| ((p - t) as f64).powi(2))
+        .sum::<f64>()
+        / 10.0;
+    let loss = model
+        .evaluate(&Batch {
+            x: &x,
+            y: &y,
+            rows: 10,
+        })
+        .unwrap();
+    assert!((loss.total - mse).abs() < 1e-6 * (1.0 + mse));
+}
+
+#[test]
+fn same_graph_and_seed_train_bit_identically() {
+    let g = mlp(
+        2,
+        &[300, 300],
+        1,
+        Activation::Tanh,
+        Task::Regression,
+        LossKind::Mse,
+    );
+    let (x, y) = regression_data(200);
+    let batch = Batch {
+        x: &x,
+        y: &y,
+        rows: 200,
+    };
+    let run = || {
+        let mut model = Model::new(&g, 9).unwrap();
+        let losses: Vec<f64> = (0..3)
+            .map(|_| model.train_step(&batch, 1e-3).unwrap().total)
+            .collect();
+        (losses, model.named_parameters())
+    };
+    let (first, second) = (run(), run());
+    assert_eq!(
+        first.0.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        second.0.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    for (a, b) in first.1.iter().zip(&second.1) {
+        assert!(
+            a.data
+                .iter()
+                .zip(&b.data)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{}",
+            a.name
+        );
+    }
+    let other = Model::new(&g, 10).unwrap().named_parameters();
+    assert_ne!(
+        other[0].data,
+        Model::new(&g, 9).unwrap().named_parameters()[0].data
+    );
+}
+
+#[test]
+fn a_classifier_learns_separable_classes() {
+    let g = mlp(
+        2,
+        &[16],
+        3,
+        Activation::Relu,
+        Task::Classification { classes: 3 },
+        LossKind::CrossEntropy,
+    );
+    let mut model = Model::new(&g, 2).unwrap();
+    let x = super::layers::testing::random_matrix(90, 2, 5);
+    // The class is the sector of the plane the point lies in.
+    let y: Vec<f32> = x
+        .chunks(2)
+        .map(|r| {
+            ((r[1].atan2(r[0]) + std::f32::consts::PI) * 3.0 / std::f32::consts::TAU)
+                .floor()
+                .min(2.0)
+        })
+        .collect();
+    let batch = Batch {
+        x: &x,
+        y: &y,
+        rows: 90,
+    };
+    for _ in 0..400 {
+        model.train_step(&batch, 1e-2).unwrap();
+    }
+    let logits = model.forward(&x, 90).unwrap();
+    let correct = logits
+        .chunks(3)
+        .zip(&y)
+        .filter(|(l, &c)| (0..3).max_by(|&a, &b| l[a].total_cmp(&l[b])) == Some(c as usize))
+        .count();
+    assert!(correct >= 80, "{correct}/90 correct");
+}
+
+#[test]
+fn weight_decay_shrinks_weights_without_gradient() {
+    // A zero-weight MSE leaves only the decoupled decay: θ ← θ·(1 − lr·λ).
+    let mut g = mlp(2, &[], 1, Activation::Tanh, Task::Regression, LossKind::Mse);
+    g.losses[0].weight = 0.0;
+    g.train.weight_decay = 0.5;
+    let mut model = Model::new(&g, 0).unwrap();
+    let before = model.named_parameters();
+    let (x, y) = regression_data(4);
+    model
+        .train_step(
+            &Batch {
+                x: &x,
+                y: &y,
+                rows: 4,
+            },
+            0.1,
+        )
+        .unwrap();
+    for (a, b) in model.named_parameters().iter().zip(&before) {
+        for (new, old) in a.data.iter().zip(&b.data) {
+            assert!((new - old * 0.95).abs() < 1e-7);
+        }
+    }
+}
+
+#[test]
+fn branches_and_concatenation_get_gradients() {
+    // y = Linear([tanh(L1 x), x]): x is read twice, once through a concatenation.
+    let nodes = vec![
+        node(0, Op::Input, vec![], 3, 0),
+        node(
+            1,
+            Op::Linear {
+                inp: 3,
+                out: 4,
+                bias: false,
+            },
+            vec![0],
+            4,
+            12,
+        ),
+        node(
+            2,
+            Op::Activation {
+                kind: Activation::Tanh,
+            },
+            vec![1],
+            4,
+            0,
+        ),
+        node(
+            3,
+            Op::Linear {
+                inp: 7,
+                out: 2,
+                bias: true,
+            },
+            vec![2, 0],
+            2,
+            16,
+        ),
+    ];
+    let g = graph(3, nodes, Task::Regression, LossKind::Mse, 0.0);
+    let mut model = Model::new(&g, 0).unwrap();
+    let x = super::layers::testing::random_matrix(5, 3, 8);
+    let y = super::layers::testing::random_matrix(5, 2, 9);
+    let batch = Batch {
+        x: &x,
+        y: &y,
+        rows: 5,
+    };
+    let before = model.named_parameters();
+    model.train_step(&batch, 1e-3).unwrap();
+    // Adam's first step moves every entry with a non-zero gradient by about lr.
+    for (a, b) in model.named_parameters().iter().zip(&before) {
+        for (new, old) in a.data.iter().zip(&b.data) {
+            assert!(
+                ((new - old).abs() - 1e-3).abs() < 1e-4,
+                "{}: {old} → {new}",
+                a.name
+            );
+        }
+    }
+}
+
+#[test]
+fn parameters_round_trip_and_bad_loads_change_nothing() {
+    let g = mlp(
+        2,
+        &[3],
+        1,
+        Activation::Sigmoid,
+        Task::Regression,
+        LossKind::Mse,
+    );
+    let source = Model::new(&g, 1).unwrap();
+    let mut target = Model::new(&g, 2).unwrap();
+    let names: Vec<String> = source
+        .named_parameters()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["n1.weight", "n1.bias", "n3.weight", "n3.bias"]);
+    assert_eq!(source.named_parameters()[0].shape, [3, 2]);
+    let original = target.named_parameters();
+    let mut bad = source.named_parameters();
+    bad[2].shape = vec![1, 4];
+    assert!(matches!(
+        target.load_parameters(&bad),
+        Err(BackendError::Parameter { .. })
+    ));
+    assert!(matches!(
+        target.load_parameters(&source.named_parameters()[1..]),
+        Err(BackendError::Parameter { .. })
+    ));
+    assert_eq!(target.named_parameters(), original);
+    target.load_parameters(&source.named_parameters()).unwrap();
+    let x = [0.3, -1.2];
+    assert_eq!(
+        target.forward(&x, 1).unwrap(),
+        source.forward(&x, 1).unwrap()
+    );
+}
+
+#[test]
+fn unsupported_ops_and_bad_graphs_are_errors() {
+    let mut g = mlp(
+        2,
+        &[3],
+        1,
+        Activation::Tanh,
+        Task::Regression,
+        LossKind::Mse,
+    );
+    g.nodes[1].op = Op::Conv {
+        channels: vec![1],
+        kernel: 3,
+        height: 1,
+        width: 2,
+    };
+    assert_eq!(
+        Model::new(&g, 0).err(),
+        Some(BackendError::Unsupported { op: "conv".into() })
+    );
+    let mut g = mlp(
+        2,
+        &[3],
+        1,
+        Activation::Tanh,
+        Task::Regression,
+        LossKind::Mse,
+    );
+    g.parameters += 1;
+    assert!(matches!(
+        Model::new(&g, 0),
+        Err(BackendError::ShapeMismatch { .. })
+    ));
+    let mut g = mlp(
+        2,
+        &[3],
+        1,
+        Activation::Tanh,
+        Task::Regression,
+        LossKind::Mse,
+    );
+    g.nodes[1].inputs = vec![2];
+    assert!(matches!(
+        Model::new(&g, 0),
+        Err(BackendError::InvalidGraph(_))
+    ));
+    let model = Model::new(
+        &mlp(
+            2,
+            &[3],
+            1,
+            Activation::Tanh,
+            Task::Regression,
+            LossKind::Mse,
+        ),
+        0,
+    )
+    .unwrap();
+    assert!(matches!(
+        model.forward(&[1.0; 5], 2),
+        Err(BackendError::ShapeMismatch {
+            expected: 4,
+            found: 5,
+            ..
+        })
+    ));
+    let nan = [f32::NAN, 0.0];
+    let mut model = model;
+    let err = model
+        .train_step(
+            &Batch {
+                x: &nan,
+                y: &[0.0],
+                rows: 1,
+            },
+            1e-3,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        BackendError::NonFinite {
+            what: "loss".into()
+        }
+    );
+}

@@ -1,0 +1,214 @@
+//! Solvers for the equivariant maps between two canonical terms.
+//!
+//! A map W: in → out is equivariant when dρ_out(A)W − W dρ_in(A) = 0 for each
+//! Lie generator A and ρ_out(h) W ρ_in(h)⁻¹ = W for each discrete generator h.
+//! Matrices are vectorised column-major (nalgebra's storage order), so
+//! vec(X W Y) = (Yᵀ ⊗ X) vec(W).
+
+mod casimir;
+mod eigen;
+mod orbit;
+
+use super::canonical::{Atom, Term};
+use super::error::GroupError;
+use super::matrix_group::Group;
+use casimir::Casimir;
+use eigen::symmetric_eigen;
+use nalgebra::DMatrix;
+use orbit::SignedPermutation;
+
+/// The most unknowns a dense solve accepts: its normal matrix has this many
+/// squared entries, and its eigensolver costs the cube.
+pub(crate) const DENSE_LIMIT: usize = 4096;
+
+/// Eigenvalues of a normal matrix below this fraction of the largest count as zero.
+const NULL_TOL: f64 = 1e-9;
+
+/// An orthonormal basis (in the Frobenius inner product) of the equivariant
+/// maps from `inp` to `out`, each `out.size × inp.size`.
+///
+/// Uses structure where the group has it: signed-permutation groups by orbits,
+/// Lie algebras with a usable Casimir by its eigenblocks, with the discrete
+/// generators then imposed on the (small) Lie solution. Anything else is
+/// solved densely.
+pub(crate) fn solve_pair(
+    solver: &PairSolver,
+    group: &Group,
+    out: &Term,
+    inp: &Term,
+) -> Result<Vec<DMatrix<f64>>, GroupError> {
+    match solver {
+        PairSolver::Orbits(perms) => Ok(orbit::solve(perms, out, inp)),
+        PairSolver::Dense => dense(group, out, inp, true),
+        PairSolver::LieThenDiscrete(casimir) => {
+            let lie_basis = match casimir {
+                Some(c) => c.solve(out, inp),
+                None => dense(group, out, inp, false)?,
+            };
+            match reduce_discrete(group, out, inp, lie_basis)? {
+                Some(basis) => Ok(basis),
+                None => dense(group, out, inp, true),
+            }
+        }
+    }
+}
+
+/// The strategy for a group, chosen once per solver.
+pub(crate) enum PairSolver {
+    /// No Lie algebra; every discrete generator a signed permutation.
+    Orbits(Vec<SignedPermutation>),
+    /// No Lie algebra and no permutation structure.
+    Dense,
+    /// Solve the Lie algebra (by Casimir blocks when available), then impose
+    /// the discrete generators on that solution.
+    LieThenDiscrete(Option<Casimir>),
+}
+
+impl PairSolver {
+    pub(crate) fn new(group: &Group) -> PairSolver {
+        if !group.lie().is_empty() {
+            return PairSolver::LieThenDiscrete(Casimir::new(group.lie()));
+        }
+        let perms: Option<Vec<_>> = group
+            .discrete()
+            .iter()
+            .map(SignedPermutation::from_matrix)
+            .collect();
+        match perms {
+            Some(perms) if !perms.is_empty() => PairSolver::Orbits(perms),
+            _ => PairSolver::Dense,
+        }
+    }
+}
+
+/// Restricts an orthonormal basis of the Lie-equivariant maps to the maps
+/// also fixed by every discrete generator.
+///
+/// Each h maps the Lie solution space into itself when h normalises the
+/// algebra (always, for a group), so h acts on the coefficients by an r×r
+/// matrix G_h and the answer is the common fixed space of the G_h. Returns
+/// `None` when the space is not mapped into itself, so the caller can fall
+/// back to a dense solve.
+fn reduce_discrete(
+    group: &Group,
+    out: &Term,
+    inp: &Term,
+    basis: Vec<DMatrix<f64>>,
+) -> Result<Option<Vec<DMatrix<f64>>>, GroupError> {
+    if group.discrete().is_empty() || basis.is_empty() {
+        return Ok(Some(basis));
+    }
+    let r = basis.len();
+    let (rep_out, rep_in) = (out.to_rep(), inp.to_rep());
+    let mut constraints = Vec::with_capacity(group.discrete().len());
+    for (index, h) in group.discrete().iter().enumerate() {
+        let h_inv = h
+            .clone()
+            .try_inverse()
+            .ok_or(GroupError::Singular { index })?;
+        let (r_out, r_in_inv) = (rep_out.rho(h), rep_in.rho(&h_inv));
+        let mut g = DMatrix::zeros(r, r);
+        for (k, w) in basis.iter().enumerate() {
+            let moved = &r_out * w * &r_in_inv;
+            let mut captured = 0.0;
+            for (j, v) in basis.iter().enumerate() {
+                g[(j, k)] = v.dot(&moved);
+                captured += g[(j, k)] * g[(j, k)];
+            }
+            if moved.norm_squared() - captured > 1e-8 * moved.norm_squared().max(1.0) {
+                return Ok(None);
+            }
+        }
+        constraints.push(g - DMatrix::identity(r, r));
+    }
+    let fixed = nullspace(constraints.into_iter(), r, 1.0);
+    Ok(Some(
+        fixed
+            .column_iter()
+            .map(|c| {
+                basis.iter().zip(c.iter()).fold(
+                    DMatrix::zeros(basis[0].nrows(), basis[0].ncols()),
+                    |acc, (w, &x)| acc + w * x,
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// Stacks the constraints (the Lie ones, and the discrete ones when asked)
+/// into one normal matrix and takes its nullspace.
+fn dense(
+    group: &Group,
+    out: &Term,
+    inp: &Term,
+    with_discrete: bool,
+) -> Result<Vec<DMatrix<f64>>, GroupError> {
+    let n = group.n();
+    let (d_out, d_in) = (out.size(n), inp.size(n));
+    let unknowns = d_out.saturating_mul(d_in);
+    if unknowns > DENSE_LIMIT {
+        return Err(GroupError::TooLarge {
+            unknowns,
+            limit: DENSE_LIMIT,
+        });
+    }
+    let (rep_out, rep_in, rep_in_dual) = (out.to_rep(), inp.to_rep(), dual(inp).to_rep());
+    let eye_out = DMatrix::identity(d_out, d_out);
+    let eye_in = DMatrix::identity(d_in, d_in);
+    let lie = group.lie().iter().map(|a| {
+        eye_in.kronecker(&rep_out.drho(a)) - rep_in.drho(a).transpose().kronecker(&eye_out)
+    });
+    let discrete = group.discrete().iter().filter(|_| with_discrete).map(|h| {
+        rep_in_dual.rho(h).kronecker(&rep_out.rho(h)) - DMatrix::identity(unknowns, unknowns)
+    });
+    // A discrete constraint ρ(h) ⊗ … − I has entries of order one.
+    let scale = group
+        .lie()
+        .iter()
+        .map(|a| a.norm_squared())
+        .chain(with_discrete.then_some(1.0))
+        .fold(0.0, f64::max);
+    let null = nullspace(lie.chain(discrete), unknowns, scale);
+    Ok(null
+        .column_iter()
+        .map(|c| DMatrix::from_column_slice(d_out, d_in, c.as_slice()))
+        .collect())
+}
+
+/// The common nullspace of the constraint matrices, as orthonormal columns.
+///
+/// Works on M = Σ KᵀK, whose nullspace is the common one and whose size does
+/// not grow with the number of constraints. Eigenvalues count as zero below a
+/// fraction of the largest one or of `scale`, the size of ‖K‖² for a typical
+/// constraint, whichever is larger (a constraint that vanishes up to rounding
+/// has no large eigenvalue to compare with).
+pub(crate) fn nullspace(
+    constraints: impl Iterator<Item = DMatrix<f64>>,
+    unknowns: usize,
+    scale: f64,
+) -> DMatrix<f64> {
+    let mut normal = DMatrix::zeros(unknowns, unknowns);
+    for k in constraints {
+        normal += k.tr_mul(&k);
+    }
+    let (values, vectors) = symmetric_eigen(normal);
+    let largest = values.amax().max(scale);
+    let zero = values
+        .iter()
+        .take_while(|&&v| v <= NULL_TOL * largest)
+        .count();
+    vectors.columns(0, zero).into_owned()
+}
+
+/// The term with every atom dualised: ρ_{T*}(g) = ρ_T(g)⁻ᵀ.
+fn dual(term: &Term) -> Term {
+    Term(
+        term.0
+            .iter()
+            .map(|a| match a {
+                Atom::V => Atom::Dual,
+                Atom::Dual => Atom::V,
+            })
+            .collect(),
+    )
+}
