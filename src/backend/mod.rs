@@ -59,6 +59,7 @@ pub mod kernels;
 mod layers;
 mod loss;
 mod params;
+pub mod physics;
 
 pub use error::BackendError;
 

@@ -13,6 +13,7 @@
 //! folder `symc train` leaves behind.
 
 mod checkpoint;
+pub mod dynamics;
 mod equivariance;
 mod metrics;
 mod plot;

@@ -1,0 +1,216 @@
+//! The Hamiltonian head: a scalar MLP H(q, p) whose symplectic gradient
+//! (∂H/∂p, −∂H/∂q) is the predicted time derivative, with the parameter
+//! gradient of a loss on that field derived by hand (reverse over reverse).
+//!
+//! Notation for hidden layers j = 0…L−1: zⱼ = aⱼ₋₁Wⱼᵀ + bⱼ, aⱼ = σ(zⱼ),
+//! sⱼ = σ′(zⱼ), tⱼ = σ″(zⱼ), a₋₁ = x, and H = a_{L−1}·w + c. The input gradient
+//! runs backwards: e_{L−1} = w, gⱼ = eⱼ ⊙ sⱼ, eⱼ₋₁ = gⱼWⱼ, ∂H/∂x = g₀W₀. A loss
+//! on ∂H/∂x is then differentiated through that chain (the `d·` quantities
+//! below), which reaches each zⱼ through sⱼ (as dgⱼ ⊙ eⱼ ⊙ tⱼ), and finally
+//! through the ordinary value path. Six products with the hidden weights per
+//! step, the same count as autograd's double backward, but no graph.
+
+use super::linalg::{matmul, T};
+use super::mlp::{resize, Cache, Mlp, Scratch};
+
+/// Buffers reused across steps.
+#[derive(Debug, Default)]
+pub(crate) struct Work {
+    pub(crate) cache: Cache,
+    /// gⱼ = ∂H/∂zⱼ.
+    g: Vec<Vec<f32>>,
+    /// eⱼ = ∂H/∂aⱼ for j < L−1 (e_{L−1} is the output weight).
+    e: Vec<Vec<f32>>,
+    /// ∂H/∂x, then the loss gradient with respect to it.
+    gx: Vec<f32>,
+    dg: Vec<f32>,
+    dg_next: Vec<f32>,
+    /// The loss gradient reaching zⱼ through sⱼ.
+    dz2: Vec<Vec<f32>>,
+    pub(crate) scratch: Scratch,
+}
+
+impl Work {
+    /// ∂H/∂x from the last [`input_gradient`].
+    pub(crate) fn gradient(&self) -> &[f32] {
+        &self.gx
+    }
+}
+
+/// ∂H/∂x at `rows` states (`rows × sizes[0]`), left in `work.gx`.
+pub(crate) fn input_gradient(mlp: &Mlp, x: &[f32], rows: usize, work: &mut Work) {
+    mlp.forward_hidden(x, rows, &mut work.cache);
+    let hidden = mlp.layers() - 1;
+    let cache = &work.cache;
+    work.g.resize_with(hidden, Vec::new);
+    work.e.resize_with(hidden - 1, Vec::new);
+    let w = mlp.weight(hidden);
+    let top = resize(&mut work.g[hidden - 1], rows * w.len());
+    for (g, s) in top
+        .chunks_exact_mut(w.len())
+        .zip(cache.s[hidden - 1].chunks_exact(w.len()))
+    {
+        g.iter_mut()
+            .zip(s)
+            .zip(w)
+            .for_each(|((g, s), w)| *g = w * s);
+    }
+    for j in (0..hidden - 1).rev() {
+        let (inp, out) = (mlp.sizes[j + 1], mlp.sizes[j + 2]);
+        let e = resize(&mut work.e[j], rows * inp);
+        matmul(
+            e,
+            &work.g[j + 1],
+            T::N,
+            mlp.weight(j + 1),
+            T::N,
+            (rows, inp, out),
+            false,
+        );
+        let g = resize(&mut work.g[j], rows * inp);
+        g.iter_mut()
+            .zip(&*e)
+            .zip(&cache.s[j])
+            .for_each(|((g, e), s)| *g = e * s);
+    }
+    let (d, h) = (mlp.sizes[0], mlp.sizes[1]);
+    let gx = resize(&mut work.gx, rows * d);
+    matmul(
+        gx,
+        &work.g[0],
+        T::N,
+        mlp.weight(0),
+        T::N,
+        (rows, d, h),
+        false,
+    );
+}
+
+/// Writes the symplectic gradient J∇H, J = [[0, I], [−I, 0]], of `grad_h`
+/// (`rows × 2n`) into `field`.
+pub(crate) fn symplectic(grad_h: &[f32], n: usize, field: &mut [f32]) {
+    for (f, g) in field
+        .chunks_exact_mut(2 * n)
+        .zip(grad_h.chunks_exact(2 * n))
+    {
+        for i in 0..n {
+            f[i] = g[n + i];
+            f[n + i] = -g[i];
+        }
+    }
+}
+
+/// Mean squared error of the field against `y`, accumulating the parameter
+/// gradient into `grad`.
+pub(crate) fn loss_and_grad(
+    mlp: &Mlp,
+    n: usize,
+    x: &[f32],
+    y: &[f32],
+    rows: usize,
+    grad: &mut [f32],
+    work: &mut Work,
+) -> f32 {
+    input_gradient(mlp, x, rows, work);
+    let d = 2 * n;
+    let scale = 2.0 / (rows * d) as f32;
+    let mut loss = 0.0f64;
+    // Replace ∂H/∂x by the loss gradient with respect to it: the field is
+    // (∂H/∂p, −∂H/∂q), so its residual r maps back through Jᵀ.
+    for (g, y) in work.gx.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
+        for i in 0..n {
+            let r_q = g[n + i] - y[i];
+            let r_p = -g[i] - y[n + i];
+            loss += f64::from(r_q * r_q + r_p * r_p);
+            g[i] = -scale * r_p;
+            g[n + i] = scale * r_q;
+        }
+    }
+    let hidden = mlp.layers() - 1;
+    let cache = &work.cache;
+    work.dz2.resize_with(hidden, Vec::new);
+    // ∂H/∂x = g₀W₀.
+    let h0 = mlp.sizes[1];
+    let (w0, _) = mlp.offsets(0);
+    matmul(
+        &mut grad[w0..w0 + h0 * d],
+        &work.g[0],
+        T::Y,
+        &work.gx,
+        T::N,
+        (h0, d, rows),
+        true,
+    );
+    let dg = resize(&mut work.dg, rows * h0);
+    matmul(
+        dg,
+        &work.gx,
+        T::N,
+        mlp.weight(0),
+        T::Y,
+        (rows, h0, d),
+        false,
+    );
+    for j in 0..hidden {
+        let width = mlp.sizes[j + 1];
+        let dz2 = resize(&mut work.dz2[j], rows * width);
+        let (s, t) = (&cache.s[j], &cache.t[j]);
+        // gⱼ = eⱼ ⊙ sⱼ: split dgⱼ into deⱼ (in place) and the part through sⱼ.
+        if j + 1 < hidden {
+            let e = &work.e[j];
+            for i in 0..rows * width {
+                dz2[i] = work.dg[i] * e[i] * t[i];
+                work.dg[i] *= s[i];
+            }
+            let out = mlp.sizes[j + 2];
+            let (wj, _) = mlp.offsets(j + 1);
+            matmul(
+                &mut grad[wj..wj + out * width],
+                &work.g[j + 1],
+                T::Y,
+                &work.dg,
+                T::N,
+                (out, width, rows),
+                true,
+            );
+            let next = resize(&mut work.dg_next, rows * out);
+            matmul(
+                next,
+                &work.dg,
+                T::N,
+                mlp.weight(j + 1),
+                T::Y,
+                (rows, out, width),
+                false,
+            );
+            std::mem::swap(&mut work.dg, &mut work.dg_next);
+        } else {
+            let w = mlp.weight(hidden);
+            let (w_out, _) = mlp.offsets(hidden);
+            let dw = &mut grad[w_out..w_out + width];
+            for (((dz2, dg), s), t) in dz2
+                .chunks_exact_mut(width)
+                .zip(work.dg.chunks_exact(width))
+                .zip(s.chunks_exact(width))
+                .zip(t.chunks_exact(width))
+            {
+                for i in 0..width {
+                    dz2[i] = dg[i] * w[i] * t[i];
+                    dw[i] += dg[i] * s[i];
+                }
+            }
+        }
+    }
+    let top = &work.dz2[hidden - 1];
+    mlp.backward_value(
+        x,
+        rows,
+        cache,
+        hidden - 1,
+        top,
+        Some(&work.dz2),
+        &mut work.scratch,
+        grad,
+    );
+    (loss / (rows * d) as f64) as f32
+}

@@ -1,0 +1,279 @@
+//! A multilayer perceptron over one flat parameter vector, with the forward
+//! cache and the value-path backward pass the heads share.
+
+use super::linalg::{matmul, T};
+use crate::backend::kernels::activation::{bias_act, Derivatives};
+use crate::plan::Activation;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Rows per parallel task of the elementwise passes: large enough to amortise
+/// scheduling, small enough to split a 750-row batch between threads.
+pub(crate) const PAR_ROWS: usize = 64;
+
+/// How the weights of a head start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    /// Weights and biases uniform in ±1/√fan_in (PyTorch's `nn.Linear` default).
+    #[default]
+    Uniform,
+    /// The Lagrangian-network scheme (Cranmer et al. 2020): biases 0, weights
+    /// normal with std c/√n for hidden width n, where c is 2.2 for the first
+    /// layer, 0.58·i for the i-th hidden-to-hidden layer and n for the last.
+    Lnn,
+}
+
+/// Dense layers `sizes[0] → sizes[1] → … → sizes[last]`, σ after every layer
+/// but the last. Layer `l` stores its weight `sizes[l+1] × sizes[l]` (row-major)
+/// followed by its bias.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Mlp {
+    pub(crate) sizes: Vec<usize>,
+    pub(crate) act: Activation,
+    pub(crate) params: Vec<f32>,
+}
+
+/// Hidden-layer values a, σ′ and σ″ of one forward pass (`rows × width` each).
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    pub(crate) a: Vec<Vec<f32>>,
+    pub(crate) s: Vec<Vec<f32>>,
+    pub(crate) t: Vec<Vec<f32>>,
+}
+
+/// Scratch for the value-path backward pass.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    dz: Vec<f32>,
+    da: Vec<f32>,
+}
+
+/// Resizes a buffer without caring about its contents.
+pub(crate) fn resize(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    v.resize(n, 0.0);
+    &mut v[..n]
+}
+
+impl Mlp {
+    pub(crate) fn new(sizes: Vec<usize>, act: Activation, init: Init, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let count = (0..sizes.len() - 1)
+            .map(|l| sizes[l + 1] * (sizes[l] + 1))
+            .sum();
+        let mut params = Vec::with_capacity(count);
+        let layers = sizes.len() - 1;
+        let width = sizes.get(1).copied().unwrap_or(1) as f32;
+        for l in 0..layers {
+            let (fan_in, fan_out) = (sizes[l], sizes[l + 1]);
+            match init {
+                Init::Uniform => {
+                    let bound = 1.0 / (fan_in as f32).sqrt();
+                    params
+                        .extend((0..fan_out * (fan_in + 1)).map(|_| rng.gen_range(-bound..bound)));
+                }
+                Init::Lnn => {
+                    let c = if l == 0 {
+                        2.2
+                    } else if l + 1 == layers {
+                        width
+                    } else {
+                        0.58 * l as f32
+                    };
+                    let normal = Normal::new(0.0, c / width.sqrt()).expect("finite positive std");
+                    params.extend((0..fan_out * fan_in).map(|_| normal.sample(&mut rng)));
+                    params.extend(std::iter::repeat(0.0).take(fan_out));
+                }
+            }
+        }
+        Mlp { sizes, act, params }
+    }
+
+    pub(crate) fn layers(&self) -> usize {
+        self.sizes.len() - 1
+    }
+
+    /// Offsets of layer `l`'s weight and bias in the parameter vector.
+    pub(crate) fn offsets(&self, l: usize) -> (usize, usize) {
+        let start: usize = (0..l)
+            .map(|i| self.sizes[i + 1] * (self.sizes[i] + 1))
+            .sum();
+        (start, start + self.sizes[l + 1] * self.sizes[l])
+    }
+
+    pub(crate) fn weight(&self, l: usize) -> &[f32] {
+        let (w, b) = self.offsets(l);
+        &self.params[w..b]
+    }
+
+    pub(crate) fn bias(&self, l: usize) -> &[f32] {
+        let (_, b) = self.offsets(l);
+        &self.params[b..b + self.sizes[l + 1]]
+    }
+
+    /// Runs the hidden layers on `x` (`rows × sizes[0]`), filling `cache`.
+    pub(crate) fn forward_hidden(&self, x: &[f32], rows: usize, cache: &mut Cache) {
+        let hidden = self.layers() - 1;
+        for v in [&mut cache.a, &mut cache.s, &mut cache.t] {
+            v.resize_with(hidden, Vec::new);
+        }
+        for l in 0..hidden {
+            let (inp, out) = (self.sizes[l], self.sizes[l + 1]);
+            let (done, rest) = cache.a.split_at_mut(l);
+            let prev: &[f32] = if l == 0 { x } else { &done[l - 1] };
+            let a = resize(&mut rest[0], rows * out);
+            matmul(a, prev, T::N, self.weight(l), T::Y, (rows, out, inp), false);
+            let s = resize(&mut cache.s[l], rows * out);
+            let t = resize(&mut cache.t[l], rows * out);
+            activate(self.act, a, s, t, self.bias(l));
+        }
+    }
+
+    /// The last layer on the cached top hidden layer (or on `x` for a net
+    /// without hidden layers): `rows × sizes[last]`.
+    pub(crate) fn output(&self, x: &[f32], rows: usize, cache: &Cache, out: &mut [f32]) {
+        let l = self.layers() - 1;
+        let top: &[f32] = if l == 0 { x } else { &cache.a[l - 1] };
+        let width = self.sizes[l + 1];
+        matmul(
+            out,
+            top,
+            T::N,
+            self.weight(l),
+            T::Y,
+            (rows, width, self.sizes[l]),
+            false,
+        );
+        let bias = self.bias(l);
+        for row in out[..rows * width].chunks_exact_mut(width) {
+            row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+        }
+    }
+
+    /// Values of the network at `rows` inputs (`rows × sizes[last]`).
+    pub(crate) fn eval(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let mut cache = Cache::default();
+        self.forward_hidden(x, rows, &mut cache);
+        let mut out = vec![0.0; rows * self.sizes[self.layers()]];
+        self.output(x, rows, &cache, &mut out);
+        out
+    }
+
+    /// Back-propagates `dz`, the loss gradient at the pre-activation of layer
+    /// `top`, down to the input, accumulating into `grad` (laid out like the
+    /// parameters). `extra[l]`, when given, is added to the pre-activation
+    /// gradient of hidden layer `l` on the way: the part of the loss that
+    /// reaches it through σ′ rather than through the value.
+    pub(crate) fn backward_value(
+        &self,
+        x: &[f32],
+        rows: usize,
+        cache: &Cache,
+        top: usize,
+        dz_top: &[f32],
+        extra: Option<&[Vec<f32>]>,
+        scratch: &mut Scratch,
+        grad: &mut [f32],
+    ) {
+        let dz = resize(&mut scratch.dz, rows * self.sizes[top + 1]);
+        dz.copy_from_slice(&dz_top[..rows * self.sizes[top + 1]]);
+        for l in (0..=top).rev() {
+            let (inp, out) = (self.sizes[l], self.sizes[l + 1]);
+            let dz = &scratch.dz[..rows * out];
+            let input: &[f32] = if l == 0 { x } else { &cache.a[l - 1] };
+            let (w, b) = self.offsets(l);
+            matmul(
+                &mut grad[w..b],
+                dz,
+                T::Y,
+                input,
+                T::N,
+                (out, inp, rows),
+                true,
+            );
+            for row in dz.chunks_exact(out) {
+                grad[b..b + out]
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(g, d)| *g += d);
+            }
+            if l == 0 {
+                break;
+            }
+            let da = resize(&mut scratch.da, rows * inp);
+            matmul(da, dz, T::N, self.weight(l), T::N, (rows, inp, out), false);
+            let s = &cache.s[l - 1];
+            match extra {
+                Some(extra) => {
+                    let e = &extra[l - 1];
+                    da.iter_mut()
+                        .zip(s)
+                        .zip(e)
+                        .for_each(|((d, s), e)| *d = *d * s + e);
+                }
+                None => da.iter_mut().zip(s).for_each(|(d, s)| *d *= s),
+            }
+            std::mem::swap(&mut scratch.dz, &mut scratch.da);
+        }
+    }
+}
+
+/// In place: `a` holds `z − b` on entry and σ(z) on exit; `s`, `t` get σ′, σ″.
+/// Row blocks go to the thread pool.
+fn activate(act: Activation, a: &mut [f32], s: &mut [f32], t: &mut [f32], bias: &[f32]) {
+    let chunk = PAR_ROWS * bias.len();
+    a.par_chunks_mut(chunk)
+        .zip(s.par_chunks_mut(chunk))
+        .zip(t.par_chunks_mut(chunk))
+        .for_each(|((a, s), t)| {
+            bias_act(
+                act,
+                a,
+                bias.len(),
+                Some(bias),
+                Derivatives {
+                    first: Some(s),
+                    second: Some(t),
+                },
+            )
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eval_matches_a_hand_written_network() {
+        let mlp = Mlp::new(vec![2, 3, 1], Activation::Tanh, Init::Uniform, 7);
+        let x = [0.4, -1.3];
+        let (w1, b1, w2, b2) = (mlp.weight(0), mlp.bias(0), mlp.weight(1), mlp.bias(1));
+        let h: Vec<f64> = (0..3)
+            .map(|j| (w1[2 * j] as f64 * 0.4 - w1[2 * j + 1] as f64 * 1.3 + b1[j] as f64).tanh())
+            .collect();
+        let want: f64 = (0..3).map(|j| w2[j] as f64 * h[j]).sum::<f64>() + b2[0] as f64;
+        assert!((mlp.eval(&x, 1)[0] as f64 - want).abs() < 1e-6);
+    }
+
+    #[test]
+    fn lnn_init_has_the_prescribed_scales() {
+        let n = 400;
+        let mlp = Mlp::new(vec![4, n, n, n, 1], Activation::Softplus, Init::Lnn, 1);
+        let std = |l: usize| {
+            let w = mlp.weight(l);
+            (w.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt()
+        };
+        let unit = 1.0 / (n as f64).sqrt();
+        for (l, c) in [(0, 2.2), (1, 0.58), (2, 1.16), (3, n as f64)] {
+            assert!(
+                (std(l) / (c * unit) - 1.0).abs() < 0.1,
+                "layer {l}: {}",
+                std(l)
+            );
+            assert!(mlp.bias(l).iter().all(|b| *b == 0.0));
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Every derivative path of the heads against central finite differences.
+
+use super::*;
+
+/// Deterministic pseudo-random values in [−1, 1).
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state as f32 / u32::MAX as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Asserts `analytic ≈ numeric` up to `tol` relative to the largest entry.
+fn assert_close(analytic: &[f32], numeric: &[f64], tol: f64, what: &str) {
+    let scale = numeric.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-3);
+    for (i, (a, n)) in analytic.iter().zip(numeric).enumerate() {
+        assert!(
+            (*a as f64 - n).abs() <= tol * scale,
+            "{what}[{i}]: analytic {a}, finite difference {n} (scale {scale})"
+        );
+    }
+}
+
+fn net(head: Head, n: usize, act: Activation, seed: u64) -> DynamicsNet {
+    DynamicsNet::new(head, n, &[7, 6], act, Init::Uniform, seed).unwrap()
+}
+
+/// Richardson extrapolation of a central difference of step h and h/2: its
+/// error is O(h⁴), which the strongly curved Lagrangian losses need.
+fn richardson(fd: impl Fn(f64) -> f64, h: f64) -> f64 {
+    (4.0 * fd(h / 2.0) - fd(h)) / 3.0
+}
+
+/// Derivative of a scalar function of the parameters, one per parameter.
+fn param_fd(net: &mut DynamicsNet, h: f32, f: impl Fn(&mut DynamicsNet) -> f64) -> Vec<f64> {
+    let count = net.parameters().len();
+    let net = std::cell::RefCell::new(net);
+    (0..count)
+        .map(|i| {
+            let p = net.borrow().parameters()[i];
+            let at = |v: f32| {
+                let mut net = net.borrow_mut();
+                net.parameters_mut()[i] = v;
+                f(&mut net)
+            };
+            let d = richardson(
+                |h| (at(p + h as f32) - at(p - h as f32)) / (2.0 * h),
+                h as f64,
+            );
+            net.borrow_mut().parameters_mut()[i] = p;
+            d
+        })
+        .collect::<Vec<_>>()
+}
+
+fn loss(net: &mut DynamicsNet, x: &[f32], y: &[f32]) -> f64 {
+    let mut g = vec![0.0; net.parameters().len()];
+    net.loss_and_grad(x, y, &mut g).unwrap() as f64
+}
+
+#[test]
+fn hamiltonian_field_is_the_symplectic_gradient_of_h() {
+    for act in [Activation::Tanh, Activation::Softplus, Activation::Swish] {
+        let net = net(Head::Hamiltonian, 2, act, 3);
+        let x = values(4 * 5, 1);
+        let field = net.field(&x).unwrap();
+        let h = 1e-2;
+        for (r, state) in x.chunks_exact(4).enumerate() {
+            let mut fd = vec![0.0; 4];
+            for i in 0..4 {
+                let mut up = state.to_vec();
+                up[i] += h;
+                let mut down = state.to_vec();
+                down[i] -= h;
+                let dh = (net.scalar(&up).unwrap().unwrap()[0] as f64
+                    - net.scalar(&down).unwrap().unwrap()[0] as f64)
+                    / (2.0 * h as f64);
+                // (q̇, ṗ) = (∂H/∂p, −∂H/∂q)
+                if i < 2 {
+                    fd[i + 2] = -dh;
+                } else {
+                    fd[i - 2] = dh;
+                }
+            }
+            assert_close(&field[4 * r..4 * r + 4], &fd, 2e-3, "field");
+        }
+    }
+}
+
+#[test]
+fn loss_gradients_match_finite_differences() {
+    for head in [Head::Hamiltonian, Head::Direct, Head::Lagrangian] {
+        for act in [Activation::Tanh, Activation::Softplus] {
+            // The Lagrangian loss divides by the learned mass matrix; the LNN
+            // initialisation keeps it well conditioned, so float32 finite
+            // differences resolve the loss.
+            let mut net = match head {
+                Head::Lagrangian => DynamicsNet::new(head, 2, &[8, 8], act, Init::Lnn, 11).unwrap(),
+                _ => net(head, 2, act, 5),
+            };
+            let x = values(4 * 9, 2);
+            let y = values(4 * 9, 3);
+            let mut grad = vec![0.0; net.parameters().len()];
+            net.loss_and_grad(&x, &y, &mut grad).unwrap();
+            let fd = param_fd(&mut net, 1e-2, |n| loss(n, &x, &y));
+            // Float32 rounding, amplified by M⁻¹, limits the Lagrangian's differences.
+            let tol = if head == Head::Lagrangian { 1e-2 } else { 3e-3 };
+            assert_close(&grad, &fd, tol, &format!("{head:?}/{act:?} gradient"));
+        }
+    }
+}
+
+#[test]
+fn gradient_accumulates_into_the_buffer() {
+    let mut net = net(Head::Hamiltonian, 1, Activation::Tanh, 9);
+    let (x, y) = (values(2 * 4, 4), values(2 * 4, 5));
+    let mut once = vec![0.0; net.parameters().len()];
+    net.loss_and_grad(&x, &y, &mut once).unwrap();
+    let mut twice = once.clone();
+    net.loss_and_grad(&x, &y, &mut twice).unwrap();
+    for (a, b) in once.iter().zip(&twice) {
+        assert!((2.0 * a - b).abs() <= 1e-6 * (1.0 + a.abs()));
+    }
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    let mut net = net(Head::Hamiltonian, 2, Activation::Tanh, 0);
+    assert_eq!(
+        net.field(&[0.0; 5]).unwrap_err(),
+        PhysicsError::Shape {
+            expected: 4,
+            found: 5
+        }
+    );
+    let mut grad = vec![0.0; net.parameters().len()];
+    assert_eq!(
+        net.loss_and_grad(&[0.0; 8], &[0.0; 4], &mut grad)
+            .unwrap_err(),
+        PhysicsError::RowMismatch { x: 2, y: 1 }
+    );
+    assert!(matches!(
+        DynamicsNet::new(
+            Head::Hamiltonian,
+            1,
+            &[],
+            Activation::Tanh,
+            Init::Uniform,
+            0
+        ),
+        Err(PhysicsError::NoHiddenLayer(Head::Hamiltonian))
+    ));
+}
+
+/// L's gradient and Hessian by finite differences of L itself.
+fn lagrangian_derivatives(net: &DynamicsNet, x: &[f32]) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let d = x.len();
+    let l = |x: &[f64]| {
+        let x: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+        net.scalar(&x).unwrap().unwrap()[0] as f64
+    };
+    let x: Vec<f64> = x.iter().map(|v| *v as f64).collect();
+    // L is O(10) in float32: steps much below 0.1 drown the second differences in rounding.
+    let h = 0.2;
+    let shifted = |moves: &[(usize, f64)]| {
+        let mut y = x.clone();
+        moves.iter().for_each(|(i, s)| y[*i] += s);
+        l(&y)
+    };
+    let grad = (0..d)
+        .map(|i| {
+            richardson(
+                |h| (shifted(&[(i, h)]) - shifted(&[(i, -h)])) / (2.0 * h),
+                h,
+            )
+        })
+        .collect();
+    let mixed = |i: usize, j: usize, h: f64| {
+        (shifted(&[(i, h), (j, h)]) - shifted(&[(i, h), (j, -h)]) - shifted(&[(i, -h), (j, h)])
+            + shifted(&[(i, -h), (j, -h)]))
+            / (4.0 * h * h)
+    };
+    let hess = (0..d)
+        .map(|i| (0..d).map(|j| richardson(|h| mixed(i, j, h), h)).collect())
+        .collect();
+    (grad, hess)
+}
+
+#[test]
+fn lagrangian_field_solves_euler_lagrange_with_finite_difference_derivatives() {
+    let n = 2;
+    let net = DynamicsNet::new(
+        Head::Lagrangian,
+        n,
+        &[16, 16],
+        Activation::Softplus,
+        Init::Lnn,
+        11,
+    )
+    .unwrap();
+    let x = values(4 * 3, 6);
+    let field = net.field(&x).unwrap();
+    for (b, state) in x.chunks_exact(4).enumerate() {
+        let (g, h) = lagrangian_derivatives(&net, state);
+        // M q̈ = ∇_qL − C q̇ with M = H[q̇, q̇], C = H[q̇, q].
+        let qdd = &field[4 * b + 2..4 * b + 4];
+        assert_eq!(&field[4 * b..4 * b + 2], &state[2..]);
+        for i in 0..n {
+            let lhs: f64 = (0..n).map(|k| h[n + i][n + k] * qdd[k] as f64).sum();
+            let rhs = g[i]
+                - (0..n)
+                    .map(|k| h[n + i][k] * state[n + k] as f64)
+                    .sum::<f64>();
+            let scale = g
+                .iter()
+                .chain(h.iter().flatten())
+                .fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!(
+                (lhs - rhs).abs() < 5e-3 * scale,
+                "state {b} row {i}: {lhs} vs {rhs}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_singular_mass_matrix_is_an_error_and_damping_removes_it() {
+    // A Lagrangian with no q̇ dependence at all: every weight from q̇ is zero.
+    let mut net = DynamicsNet::new(
+        Head::Lagrangian,
+        1,
+        &[4],
+        Activation::Softplus,
+        Init::Uniform,
+        2,
+    )
+    .unwrap();
+    for k in 0..4 {
+        net.parameters_mut()[2 * k + 1] = 0.0;
+    }
+    assert!(matches!(
+        net.field(&[0.3, 0.2]),
+        Err(PhysicsError::SingularMass {
+            state: 0,
+            row: 0,
+            ..
+        })
+    ));
+    let net = net.with_damping(1e-2);
+    assert!(net
+        .field(&[0.3, 0.2])
+        .unwrap()
+        .iter()
+        .all(|v| v.is_finite()));
+}
