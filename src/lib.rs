@@ -21,7 +21,8 @@
 //! assert_eq!(compiled.graphs[0].inputs[0].dim, 10);
 //! let broken = spec.replace("O(5)", "O(5");
 //! let errors = symc::compile(&broken, "o5.sym", ".".as_ref()).unwrap_err();
-//! assert!(errors.render(false).contains("o5.sym:2:15"));
+//! assert!(errors.render(false).contains("o5.sym:3:1"));
+//! assert!(errors.render(false).contains("expected `)` or `,`, found `model`"));
 //! ```
 
 pub mod backend;

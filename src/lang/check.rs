@@ -1385,66 +1385,56 @@ impl Checker<'_> {
     }
 
     fn net(&mut self, kind: &Ident, args: &[Arg]) -> Option<Net> {
-        let keys: &[&str] = match kind.node.as_str() {
-            "mlp" | "graph" => &["hidden", "act"],
-            "emlp" => &["channels", "layers"],
-            "gcnn" => &["channels", "kernel"],
-            _ => {
-                self.err(CheckError::Unknown {
-                    span: kind.span,
-                    what: "net",
-                    name: kind.node.clone(),
-                    candidates: NETS.iter().map(|s| s.to_string()).collect(),
-                });
-                return None;
-            }
+        let Some(mut net) = Net::defaults(&kind.node) else {
+            self.err(CheckError::Unknown {
+                span: kind.span,
+                what: "net",
+                name: kind.node.clone(),
+                candidates: NETS.iter().map(|s| s.to_string()).collect(),
+            });
+            return None;
+        };
+        let keys: &[&str] = match net {
+            Net::Mlp { .. } | Net::Graph { .. } => &["hidden", "act"],
+            Net::Emlp { .. } => &["channels", "layers"],
+            Net::Gcnn { .. } => &["channels", "kernel"],
         };
         let map = self.args(args, keys);
-        let hidden = match map.get("hidden") {
-            Some(v) => self.int_list(v, "hidden")?,
-            None => vec![200, 200],
-        };
-        let act = match map.get("act") {
-            Some(v) => activation(self.word(v, "act", &ACTIVATIONS)?),
-            None => Activation::Tanh,
-        };
-        Some(match kind.node.as_str() {
-            "mlp" => Net::Mlp { hidden, act },
-            "graph" => Net::Graph { hidden, act },
-            "emlp" => {
-                let channels = match map.get("channels") {
-                    Some(v) => self.integer(v, "channels", 1)?,
-                    None => 384,
-                };
-                let layers = match map.get("layers") {
-                    Some(v) => self.integer(v, "layers", 1)?,
-                    None => 3,
-                };
-                Net::Emlp { channels, layers }
+        match &mut net {
+            Net::Mlp { hidden, act } | Net::Graph { hidden, act } => {
+                if let Some(v) = map.get("hidden") {
+                    *hidden = self.int_list(v, "hidden")?;
+                }
+                if let Some(v) = map.get("act") {
+                    *act = activation(self.word(v, "act", &ACTIVATIONS)?);
+                }
             }
-            _ => {
-                let channels = match map.get("channels") {
-                    Some(v) => self.int_list(v, "channels")?,
-                    None => vec![16, 32],
-                };
-                let kernel = match map.get("kernel") {
-                    Some(v) => {
-                        let k = self.integer(v, "kernel", 1)?;
-                        if k % 2 == 0 {
-                            self.invalid(
-                                v.span,
-                                "a kernel size must be odd",
-                                Some("use 3 or 5, so the kernel has a centre".into()),
-                            );
-                            return None;
-                        }
-                        k
+            Net::Emlp { channels, layers } => {
+                if let Some(v) = map.get("channels") {
+                    *channels = self.integer(v, "channels", 1)?;
+                }
+                if let Some(v) = map.get("layers") {
+                    *layers = self.integer(v, "layers", 1)?;
+                }
+            }
+            Net::Gcnn { channels, kernel } => {
+                if let Some(v) = map.get("channels") {
+                    *channels = self.int_list(v, "channels")?;
+                }
+                if let Some(v) = map.get("kernel") {
+                    *kernel = self.integer(v, "kernel", 1)?;
+                    if *kernel % 2 == 0 {
+                        self.invalid(
+                            v.span,
+                            "a kernel size must be odd",
+                            Some("use 3 or 5, so the kernel has a centre".into()),
+                        );
+                        return None;
                     }
-                    None => 3,
-                };
-                Net::Gcnn { channels, kernel }
+                }
             }
-        })
+        }
+        Some(net)
     }
 
     fn train(&mut self, args: &[Arg]) -> TrainConfig {

@@ -154,6 +154,43 @@ pub enum Net {
 }
 
 impl Net {
+    /// The net of kind `keyword` with every setting at its default; the checker
+    /// fills missing keys from it and the planner uses it when `net` is absent.
+    ///
+    /// | kind | defaults | from |
+    /// | --- | --- | --- |
+    /// | `mlp` | `hidden = [200, 200], act = tanh` | the HNN paper's baseline |
+    /// | `emlp` | `channels = 384, layers = 3` | the EMLP paper |
+    /// | `graph` | `hidden = [128, 128], act = swish` | two layers per edge and node network |
+    /// | `gcnn` | `channels = [16, 32], kernel = 3` | two 3×3 layers, enough for 8×8 images |
+    ///
+    /// ```
+    /// use symc::lang::Net;
+    /// assert_eq!(Net::defaults("emlp"), Some(Net::Emlp { channels: 384, layers: 3 }));
+    /// assert_eq!(Net::defaults("transformer"), None);
+    /// ```
+    pub fn defaults(keyword: &str) -> Option<Net> {
+        Some(match keyword {
+            "mlp" => Net::Mlp {
+                hidden: vec![200, 200],
+                act: Activation::Tanh,
+            },
+            "emlp" => Net::Emlp {
+                channels: 384,
+                layers: 3,
+            },
+            "graph" => Net::Graph {
+                hidden: vec![128, 128],
+                act: Activation::Swish,
+            },
+            "gcnn" => Net::Gcnn {
+                channels: vec![16, 32],
+                kernel: 3,
+            },
+            _ => return None,
+        })
+    }
+
     /// The word that names this kind in the language.
     pub fn keyword(&self) -> &'static str {
         match self {

@@ -22,7 +22,7 @@ use super::emlp::{gate_count, uniform_rep};
 use super::validate::{validate, ValidationError};
 use super::*;
 use crate::group::{BasisSolver, Group, GroupError, Rep};
-use crate::lang::{Diagnostic, Model, Net, Port, Span, Spec, Symmetry, SymmetryKind};
+use crate::lang::{Diagnostic, Model, NamedGroup, Net, Port, Span, Spec, Symmetry, SymmetryKind};
 use std::collections::HashMap;
 
 /// Relative equivariance error an architectural strategy must stay under in
@@ -30,15 +30,6 @@ use std::collections::HashMap;
 const ARCHITECTURE_TOLERANCE: f64 = 1e-4;
 /// Non-orthogonal groups amplify rounding by the condition number of ρ(g).
 const NON_COMPACT_TOLERANCE: f64 = 1e-3;
-
-/// The MLP used when the spec has no `net` statement: the HNN paper's baseline.
-const DEFAULT_HIDDEN: [usize; 2] = [200, 200];
-/// EMLP's published width and depth.
-const DEFAULT_EMLP: (usize, usize) = (384, 3);
-/// Graph networks: two hidden layers in both the edge and the node network.
-const DEFAULT_GRAPH_HIDDEN: [usize; 2] = [128, 128];
-/// Group convolutions: two layers, 3×3 kernels.
-const DEFAULT_GCNN: ([usize; 2], usize) = ([16, 32], 3);
 
 /// What can go wrong while planning a checked spec.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -52,6 +43,12 @@ pub enum PlanError {
         rep_out: Rep,
         error: GroupError,
     },
+    /// A symmetry names a group the spec does not declare.
+    #[error("the symmetry's group `{group}` is not declared")]
+    UnknownGroup { span: Span, group: String },
+    /// The spec's `net` is not the kind its architecture needs.
+    #[error("net `{net}` does not fit this model's architecture")]
+    NetMismatch { span: Span, net: &'static str },
     /// The emitted graph broke an IR invariant (a planner bug, reported, not panicked on).
     #[error("the planned graph is invalid: {error}")]
     Invalid { span: Span, error: ValidationError },
@@ -63,6 +60,11 @@ impl From<&PlanError> for Diagnostic {
             PlanError::Basis { span, group, .. } => Diagnostic::error(e.to_string())
                 .with_primary(*span, format!("the symmetry `{group}` is honoured here"))
                 .with_help("use fewer channels (`net emlp(channels = …)`) or `=> loss(...)`"),
+            PlanError::UnknownGroup { span, .. } | PlanError::NetMismatch { span, .. } => {
+                Diagnostic::error(e.to_string())
+                    .with_primary(*span, "in this model")
+                    .with_note("the checker refuses this in spec text; a `Spec` changed by hand must keep its rules")
+            }
             PlanError::Invalid { span, .. } => Diagnostic::error(e.to_string())
                 .with_primary(*span, "in this model")
                 .with_note("this is a bug in symc's planner; please report it with the spec"),
@@ -99,29 +101,27 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
         .symmetries
         .iter()
         .find(|s| is_architectural(&s.strategy));
-    // The checker proved that a symmetry's group is declared.
-    let base_group = base.and_then(|s| match &s.kind {
-        SymmetryKind::Group(g) => spec.group(g).map(|named| (named, s.span)),
-        _ => None,
+    let kind = base.map(|s| (&s.kind, &s.strategy));
+    let net = model.net.clone().or_else(|| {
+        Net::defaults(match kind.map(|k| k.1) {
+            Some(Strategy::Architecture) => "emlp",
+            Some(Strategy::Graph) => "graph",
+            Some(Strategy::GroupConv) => "gcnn",
+            _ => "mlp",
+        })
     });
-    let output = match (base.map(|s| (&s.kind, &s.strategy)), base_group) {
-        (_, Some((named, span))) => {
-            let (channels, layers) = match model.net {
-                Some(Net::Emlp { channels, layers }) => (channels, layers),
-                _ => DEFAULT_EMLP,
+    let output = match (kind, net) {
+        (Some((SymmetryKind::Learn { .. }, _)), _) => input,
+        (Some((SymmetryKind::Group(g), _)), Some(Net::Emlp { channels, layers })) => {
+            let (Some(named), Some(s)) = (spec.group(g), base) else {
+                return Err(PlanError::UnknownGroup {
+                    span: model.span,
+                    group: g.clone(),
+                });
             };
-            emlp(
-                &mut b,
-                solvers,
-                &named.name,
-                &named.group,
-                model,
-                (channels, layers),
-                span,
-            )?
+            emlp(&mut b, solvers, named, model, (channels, layers), s.span)?
         }
-        (Some((SymmetryKind::Time, strategy)), _) => {
-            let (hidden, act) = mlp_net(model);
+        (Some((SymmetryKind::Time, strategy)), Some(Net::Mlp { hidden, act })) => {
             let coordinates = n_in / 2;
             let params = mlp_params(n_in, &hidden, 1);
             let op = if *strategy == Strategy::Lagrangian {
@@ -139,16 +139,21 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
             };
             b.push(op, Some(input), n_out, params, Some("time"))
         }
-        (Some((SymmetryKind::Translation { .. } | SymmetryKind::Permutation { .. }, _)), _) => {
-            graph_network(&mut b, model, input, n_out)
-        }
-        (Some((SymmetryKind::Rotation(_) | SymmetryKind::Reflection, _)), _) => {
-            group_conv(&mut b, model, input, n_out)
-        }
-        (Some((SymmetryKind::Learn { .. }, _)), _) => input,
-        _ => {
-            let (hidden, act) = mlp_net(model);
-            mlp(&mut b, input, n_in, &hidden, act, n_out)
+        (
+            Some((SymmetryKind::Translation { .. } | SymmetryKind::Permutation { .. }, _)),
+            Some(Net::Graph { hidden, act }),
+        ) => graph_network(&mut b, model, input, n_out, hidden, act),
+        (
+            Some((SymmetryKind::Rotation(_) | SymmetryKind::Reflection, _)),
+            Some(Net::Gcnn { channels, kernel }),
+        ) => group_conv(&mut b, model, input, n_out, channels, kernel),
+        (None, Some(Net::Mlp { hidden, act })) => mlp(&mut b, input, n_in, &hidden, act, n_out),
+        (_, net) => {
+            let net = net.map_or("none", |n| n.keyword());
+            return Err(PlanError::NetMismatch {
+                span: model.span,
+                net,
+            });
         }
     };
 
@@ -307,13 +312,6 @@ impl GraphBuilder {
     }
 }
 
-fn mlp_net(model: &Model) -> (Vec<usize>, Activation) {
-    match &model.net {
-        Some(Net::Mlp { hidden, act }) => (hidden.clone(), *act),
-        _ => (DEFAULT_HIDDEN.to_vec(), Activation::Tanh),
-    }
-}
-
 /// Parameters of a dense network `inp → hidden… → out` with biases.
 fn mlp_params(inp: usize, hidden: &[usize], out: usize) -> usize {
     let widths: Vec<usize> = std::iter::once(inp)
@@ -378,12 +376,12 @@ fn ports_rep(ports: &[Port]) -> Rep {
 fn emlp(
     b: &mut GraphBuilder,
     solvers: &mut Solvers,
-    name: &str,
-    group: &Group,
+    named: &NamedGroup,
     model: &Model,
     (channels, layers): (usize, usize),
     span: Span,
 ) -> Result<usize, PlanError> {
+    let (name, group) = (named.name.as_str(), &named.group);
     let solver = solvers
         .entry(name.to_string())
         .or_insert_with(|| BasisSolver::new(group));
@@ -450,7 +448,14 @@ fn emlp(
 /// over `j ≠ i`, and `φ_n(h_i, Σ_j m_ij)` gives body `i`'s output row. `φ_e` is
 /// a dense network `dims + 2(features − dims) → hidden…` ending in the last hidden
 /// width; `φ_n` is `(features − dims) + hidden.last → hidden… → out/bodies`.
-fn graph_network(b: &mut GraphBuilder, model: &Model, input: usize, n_out: usize) -> usize {
+fn graph_network(
+    b: &mut GraphBuilder,
+    model: &Model,
+    input: usize,
+    n_out: usize,
+    hidden: Vec<usize>,
+    act: Activation,
+) -> usize {
     let bodies = model.inputs.first().map_or(1, |p| p.shape[0]);
     let features: usize = model
         .inputs
@@ -469,10 +474,6 @@ fn graph_network(b: &mut GraphBuilder, model: &Model, input: usize, n_out: usize
             _ => None,
         })
         .unwrap_or(0);
-    let (hidden, act) = match &model.net {
-        Some(Net::Graph { hidden, act }) => (hidden.clone(), *act),
-        _ => (DEFAULT_GRAPH_HIDDEN.to_vec(), Activation::Swish),
-    };
     let (last, edge_hidden) = hidden.split_last().map_or((0, &[][..]), |(l, h)| (*l, h));
     let h = features - dims;
     let params =
@@ -499,11 +500,14 @@ fn graph_network(b: &mut GraphBuilder, model: &Model, input: usize, n_out: usize
 ///
 /// Parameters: the lifting layer has `c₁·k²` weights and `c₁` biases; group layer
 /// `i` has `cᵢ·cᵢ₋₁·|G|·k²` weights and `cᵢ` biases, `|G|` = 4 (p4) or 8 (p4m).
-fn group_conv(b: &mut GraphBuilder, model: &Model, input: usize, n_out: usize) -> usize {
-    let (channels, kernel) = match &model.net {
-        Some(Net::Gcnn { channels, kernel }) => (channels.clone(), *kernel),
-        _ => (DEFAULT_GCNN.0.to_vec(), DEFAULT_GCNN.1),
-    };
+fn group_conv(
+    b: &mut GraphBuilder,
+    model: &Model,
+    input: usize,
+    n_out: usize,
+    channels: Vec<usize>,
+    kernel: usize,
+) -> usize {
     let mirrored = model
         .symmetries
         .iter()
