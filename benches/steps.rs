@@ -1,7 +1,8 @@
-//! Training steps per second at batch 500 for the O(5) benchmark's models:
-//! the plain MLP baseline (10 → 384 → 384 → 384 → 1, about 300k parameters)
-//! fused by symc, the same MLP written with dfdx's own modules and Adam
-//! (showing what fusing buys), and symc's EMLP.
+//! Training steps per second at batch 500 for the O(5) benchmark's models,
+//! compiled from `specs/o5_mlp.sym` and `specs/o5_emlp.sym`: the plain MLP
+//! baseline (10 → 384 → 384 → 384 → 1, swish, 300,289 parameters), the same
+//! MLP with tanh, the tanh MLP written with dfdx's own modules, tape and Adam
+//! (what fusing buys), and the EMLP (3 gated layers of 384 channels).
 //!
 //! Run with `cargo bench --bench steps [NAME…]` (release build; names filter
 //! by substring, e.g. `EMLP`). Set `SYMC_BENCH_SECONDS` to change the time
@@ -9,14 +10,10 @@
 
 use dfdx::optim::{Adam, Optimizer};
 use dfdx::prelude::*;
-use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use symc::backend::{Batch, Model};
-use symc::group::{BasisSolver, Group, Rep};
-use symc::plan::{
-    Activation, DataConfig, GroupDef, LossKind, LossTerm, ModelGraph, Node, Op, Port, PortRep,
-    Task, TrainConfig,
-};
+use symc::plan::{Activation, ModelGraph, Op};
 
 const ROWS: usize = 500;
 const IN: usize = 10;
@@ -73,135 +70,28 @@ fn report(name: &str, mut step: impl FnMut()) {
     );
 }
 
-fn node(id: usize, op: Op, inputs: Vec<usize>, out_dim: usize, params: usize) -> Node {
-    Node {
-        id,
-        op,
-        inputs,
-        out_dim,
-        params,
-        constraint: None,
-    }
+/// The graph of the crate's own `specs/{name}.sym`, compiled by the front end.
+fn spec_graph(name: &str) -> ModelGraph {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs");
+    let path = dir.join(format!("{name}.sym"));
+    let text = std::fs::read_to_string(&path).expect("the spec file is readable");
+    let compiled = symc::compile(&text, &path.display().to_string(), &dir)
+        .unwrap_or_else(|d| panic!("{}", d.render(false)));
+    compiled
+        .graphs
+        .into_iter()
+        .next()
+        .expect("the spec defines a model")
 }
 
-/// A regression graph around `nodes` (the last one is the output).
-fn graph(nodes: Vec<Node>) -> ModelGraph {
-    let output = nodes.len() - 1;
-    ModelGraph {
-        model: "o5_bench".into(),
-        task: Task::Regression,
-        inputs: vec![Port {
-            name: "x".into(),
-            dim: IN,
-            rep: None,
-        }],
-        outputs: vec![Port {
-            name: "y".into(),
-            dim: 1,
-            rep: None,
-        }],
-        groups: vec![],
-        symmetries: vec![],
-        parameters: nodes.iter().map(|n| n.params).sum(),
-        nodes,
-        output,
-        losses: vec![LossTerm {
-            kind: LossKind::Mse,
-            weight: 1.0,
-        }],
-        data: DataConfig::Builtin {
-            name: "o5_synthetic".into(),
-            params: BTreeMap::new(),
-        },
-        train: TrainConfig {
-            steps: 1800,
-            lr: LR,
-            batch: Some(ROWS),
-            weight_decay: 0.0,
-            seed: 0,
-            schedule: "constant".into(),
-        },
-    }
-}
-
-/// EMLP's MLP baseline: three hidden layers of 384 with `act`.
-fn mlp_graph(act: Activation) -> ModelGraph {
-    let mut nodes = vec![node(0, Op::Input, vec![], IN, 0)];
-    let mut width = IN;
-    for layer in 0..4 {
-        let out = if layer == 3 { 1 } else { WIDTH };
-        let id = nodes.len();
-        let linear = Op::Linear {
-            inp: width,
-            out,
-            bias: true,
-        };
-        nodes.push(node(id, linear, vec![id - 1], out, width * out + out));
-        if layer < 3 {
-            nodes.push(node(id + 1, Op::Activation { kind: act }, vec![id], out, 0));
+/// `graph` with every standalone activation replaced by `act`.
+fn with_activation(mut graph: ModelGraph, act: Activation) -> ModelGraph {
+    for node in &mut graph.nodes {
+        if let Op::Activation { kind } = &mut node.op {
+            *kind = act;
         }
-        width = out;
     }
-    graph(nodes)
-}
-
-/// EMLP(2V → scalar) over O(5) with three gated layers of `uniform_rep(384)`
-/// = 134·scalar + 25·V + 5·V² (384 channels, as EMLP allocates them).
-fn emlp_graph() -> ModelGraph {
-    let o5 = Group::builtin("O", &[5]).expect("O(5) is built in");
-    let mut solver = BasisSolver::new(&o5);
-    let hidden = Rep::Sum(vec![
-        Rep::Scalar.times(134),
-        Rep::V.times(25),
-        Rep::V.pow(2).times(5),
-    ]);
-    let gates = 30;
-    let input = Rep::V.times(2);
-    let mut nodes = vec![node(0, Op::Input, vec![], IN, 0)];
-    let mut linear = |nodes: &mut Vec<Node>, rep_in: &Rep, rep_out: Rep| {
-        let basis = solver.blocks(rep_in, &rep_out).expect("basis").dimension();
-        let bias = solver
-            .blocks(&Rep::Scalar, &rep_out)
-            .expect("bias")
-            .dimension();
-        let (id, out) = (nodes.len(), rep_out.size(5));
-        let op = Op::EquivariantLinear {
-            group: "O(5)".into(),
-            rep_in: rep_in.clone(),
-            rep_out,
-            basis,
-            bias,
-        };
-        nodes.push(node(id, op, vec![id - 1], out, basis + bias));
-    };
-    let mut rep = input.clone();
-    for _ in 0..3 {
-        let gated = Rep::Sum(vec![hidden.clone(), Rep::Scalar.times(gates)]);
-        linear(&mut nodes, &rep, gated);
-        let id = nodes.len();
-        let op = Op::Gated {
-            group: "O(5)".into(),
-            rep: hidden.clone(),
-            gates,
-        };
-        nodes.push(node(id, op, vec![id - 1], WIDTH, 0));
-        rep = hidden.clone();
-    }
-    linear(&mut nodes, &rep, Rep::Scalar);
-    let rows =
-        |m: &nalgebra::DMatrix<f64>| m.row_iter().map(|r| r.iter().copied().collect()).collect();
-    let mut g = graph(nodes);
-    g.groups = vec![GroupDef {
-        name: "O(5)".into(),
-        n: 5,
-        lie: o5.lie().iter().map(rows).collect(),
-        discrete: o5.discrete().iter().map(rows).collect(),
-    }];
-    g.inputs[0].rep = Some(PortRep {
-        group: "O(5)".into(),
-        rep: input,
-    });
-    g
+    graph
 }
 
 /// Deterministic N(0, 1)-like inputs and a smooth target.
@@ -276,8 +166,13 @@ fn main() {
         rayon::current_num_threads()
     );
     let (x, y) = data();
-    bench_symc("symc MLP, swish", || mlp_graph(Activation::Swish), &x, &y);
-    bench_symc("symc MLP, tanh", || mlp_graph(Activation::Tanh), &x, &y);
+    bench_symc("symc MLP, swish", || spec_graph("o5_mlp"), &x, &y);
+    bench_symc(
+        "symc MLP, tanh",
+        || with_activation(spec_graph("o5_mlp"), Activation::Tanh),
+        &x,
+        &y,
+    );
     bench_dfdx_ops(&x, &y);
-    bench_symc("symc EMLP, O(5)", emlp_graph, &x, &y);
+    bench_symc("symc EMLP, O(5)", || spec_graph("o5_emlp"), &x, &y);
 }

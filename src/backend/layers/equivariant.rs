@@ -536,7 +536,9 @@ impl Structure {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_equivariant, build_layer, check_gradients};
+    use super::super::testing::{
+        assert_close, assert_equivariant, build_layer, check_gradients, random_matrix,
+    };
     use super::super::Layer;
     use super::*;
     use crate::group::Group;
@@ -627,6 +629,44 @@ mod tests {
             .len();
         assert_eq!(columns.len(), dimension);
         assert_eq!(matrix.rank(1e-4), dimension);
+    }
+
+    #[test]
+    fn values_and_input_gradients_match_the_dense_layer_in_dfdx() {
+        // Probe the dense W and b of the layer, then run x·Wᵀ + b with dfdx's ops.
+        let group = Group::builtin("O", &[3]).unwrap();
+        let (rep_in, rep_out) = reps();
+        let (n_in, n_out) = (rep_in.size(3), rep_out.size(3));
+        let layer = build_layer(&group, op(&group, &rep_in, &rep_out), n_in, 6);
+        let dev = Cpu::default();
+        let bias = host(
+            &layer
+                .forward(dev.tensor_from_vec(vec![0.0; n_in], (1, n_in)))
+                .unwrap(),
+        );
+        let identity: Vec<f32> = (0..n_in * n_in)
+            .map(|k| if k % (n_in + 1) == 0 { 1.0 } else { 0.0 })
+            .collect();
+        let probed = host(
+            &layer
+                .forward(dev.tensor_from_vec(identity, (n_in, n_in)))
+                .unwrap(),
+        );
+        let wt: Vec<f32> = probed
+            .iter()
+            .enumerate()
+            .map(|(k, v)| v - bias[k % n_out])
+            .collect();
+        let wt = dev.tensor_from_vec(wt, (n_in, n_out));
+        let bias = dev.tensor_from_vec(bias, (n_out,));
+        let x = dev.tensor_from_vec(random_matrix(4, n_in, 31), (4, n_in));
+        let weights = dev.tensor_from_vec(random_matrix(4, n_out, 32), (4, n_out));
+        let ours = layer.forward(x.leaky_trace()).unwrap();
+        let theirs = x.leaky_trace().matmul(wt) + bias.broadcast_like::<_, Axis<0>>(&(4, n_out));
+        assert_close(&host(&ours), &host(&theirs), 1e-5);
+        let g_ours = (ours * weights.clone()).sum().backward();
+        let g_theirs = (theirs * weights).sum().backward();
+        assert_close(&g_ours.get(&x).as_vec(), &g_theirs.get(&x).as_vec(), 1e-5);
     }
 
     #[test]
