@@ -5,6 +5,8 @@
 //! of those two functions and one file holding its kernels.
 
 mod activation;
+mod graph;
+mod group_conv;
 mod linear;
 
 use super::kernels::tape::{concat_columns, HostDevice, Mat};
@@ -12,6 +14,8 @@ use super::params::Param;
 use super::BackendError;
 use crate::plan::{ModelGraph, Node, Op};
 use dfdx::prelude::*;
+use graph::{GraphNet, GraphShape};
+use group_conv::{ConvNet, ConvShape};
 use linear::Linear;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -24,6 +28,9 @@ pub(crate) enum Layer<D: HostDevice> {
     Fused,
     Linear(Linear<D>),
     Activation(crate::plan::Activation),
+    /// `Op::Conv` and `Op::GroupConv`.
+    Conv(ConvNet<D>),
+    Graph(GraphNet<D>),
 }
 
 impl<D: HostDevice> Layer<D> {
@@ -52,6 +59,58 @@ impl<D: HostDevice> Layer<D> {
                 Layer::Linear(Linear::new(device, node.id, (*inp, *out, *bias), rng)?)
             }
             Op::Activation { kind } => Layer::Activation(*kind),
+            Op::GroupConv {
+                group,
+                channels,
+                kernel,
+                height,
+                width: w,
+                invariant,
+            } => {
+                let shape = ConvShape {
+                    group: Some(group),
+                    channels,
+                    kernel: *kernel,
+                    height: *height,
+                    width: *w,
+                    pooled: *invariant,
+                };
+                Layer::Conv(ConvNet::new(device, node.id, shape, width, rng)?)
+            }
+            Op::GraphNetwork {
+                bodies,
+                dims,
+                features,
+                hidden,
+                act,
+            } => {
+                expect_input(bodies * features)?;
+                let shape = GraphShape {
+                    bodies: *bodies,
+                    dims: *dims,
+                    features: *features,
+                    hidden,
+                    act: *act,
+                    out_dim: node.out_dim,
+                };
+                Layer::Graph(GraphNet::new(device, node.id, shape, rng)?)
+            }
+            Op::Conv {
+                channels,
+                kernel,
+                height,
+                width: w,
+            } => {
+                let shape = ConvShape {
+                    group: None,
+                    channels,
+                    kernel: *kernel,
+                    height: *height,
+                    width: *w,
+                    pooled: true,
+                };
+                Layer::Conv(ConvNet::new(device, node.id, shape, width, rng)?)
+            }
             other => {
                 return Err(BackendError::Unsupported {
                     op: op_name(other).into(),
@@ -65,6 +124,8 @@ impl<D: HostDevice> Layer<D> {
     fn out_width(&self, width: usize) -> usize {
         match self {
             Layer::Linear(l) => l.out_width(),
+            Layer::Conv(c) => c.out_width(),
+            Layer::Graph(g) => g.out_width(),
             Layer::Input | Layer::Fused | Layer::Activation(_) => width,
         }
     }
@@ -74,12 +135,16 @@ impl<D: HostDevice> Layer<D> {
             Layer::Input | Layer::Fused => Ok(x),
             Layer::Linear(l) => l.forward(x),
             Layer::Activation(kind) => activation::forward(*kind, x),
+            Layer::Conv(c) => c.forward(x),
+            Layer::Graph(g) => g.forward(x),
         }
     }
 
     pub(crate) fn params(&self) -> Vec<&Param<D>> {
         match self {
             Layer::Linear(l) => l.params().collect(),
+            Layer::Conv(c) => c.params().collect(),
+            Layer::Graph(g) => g.params().collect(),
             Layer::Input | Layer::Fused | Layer::Activation(_) => Vec::new(),
         }
     }
@@ -87,6 +152,8 @@ impl<D: HostDevice> Layer<D> {
     pub(crate) fn params_mut(&mut self) -> Vec<&mut Param<D>> {
         match self {
             Layer::Linear(l) => l.params_mut().collect(),
+            Layer::Conv(c) => c.params_mut().collect(),
+            Layer::Graph(g) => g.params_mut().collect(),
             Layer::Input | Layer::Fused | Layer::Activation(_) => Vec::new(),
         }
     }
@@ -304,6 +371,16 @@ pub(crate) mod testing {
     /// Checks the tape's gradients of L = Σ wᵢⱼ yᵢⱼ (w fixed and random) with
     /// respect to the input and every parameter against central differences.
     pub(crate) fn check_gradients(layer: &mut Layer<Cpu>, rows: usize, cols: usize) {
+        check_gradients_with_step(layer, rows, cols, 1e-2);
+    }
+
+    /// [`check_gradients`] with central differences of step `h`.
+    pub(crate) fn check_gradients_with_step(
+        layer: &mut Layer<Cpu>,
+        rows: usize,
+        cols: usize,
+        h: f32,
+    ) {
         let dev = Cpu::default();
         let xs = random_matrix(rows, cols, 1);
         let x = dev.tensor_from_vec(xs.clone(), (rows, cols));
@@ -316,7 +393,6 @@ pub(crate) mod testing {
             let y = host(&layer.forward(x).unwrap());
             y.iter().zip(&w).map(|(y, w)| *y as f64 * *w as f64).sum()
         };
-        let h = 1e-2f32;
         let tolerance = |analytic: f32| 3e-3 * (1.0 + analytic.abs() as f64);
         let gx = grads.get(&x).as_vec();
         for i in 0..xs.len() {
