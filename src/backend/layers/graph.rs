@@ -457,3 +457,122 @@ impl Blocks {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_close, check_gradients, random_matrix};
+    use super::super::Layer;
+    use super::*;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+
+    const DIMS: usize = 2;
+    const FEATURES: usize = 4;
+
+    /// A block for three bodies in the plane with two more features each,
+    /// predicting four values per body.
+    fn block() -> GraphNet<Cpu> {
+        let shape = GraphShape {
+            bodies: 3,
+            dims: DIMS,
+            features: FEATURES,
+            hidden: &[6, 5],
+            act: Activation::Swish,
+            out_dim: 12,
+        };
+        GraphNet::new(&Cpu::default(), 2, shape, &mut StdRng::seed_from_u64(1)).unwrap()
+    }
+
+    fn run(net: &GraphNet<Cpu>, x: &[f32], rows: usize) -> Vec<f32> {
+        let x = Cpu::default().tensor_from_vec(x.to_vec(), (rows, x.len() / rows));
+        host(&net.forward(x).unwrap())
+    }
+
+    /// Rows with body `i`'s data moved to body `perm[i]`, in the two-block
+    /// layout split after `split` of `width` values per body.
+    fn permute(x: &[f32], perm: &[usize], split: usize, width: usize) -> Vec<f32> {
+        let n = perm.len();
+        let blocks = Blocks { n, split, width };
+        let mut out = vec![0.0; x.len()];
+        for (src, dst) in x
+            .chunks_exact(n * width)
+            .zip(out.chunks_exact_mut(n * width))
+        {
+            for (i, &p) in perm.iter().enumerate() {
+                for c in 0..width {
+                    dst[blocks.index(p, c)] = src[blocks.index(i, c)];
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn translating_all_bodies_changes_nothing() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let net = block();
+        for n in [3, 4] {
+            let rows = 5;
+            let x = random_matrix(rows, n * FEATURES, rng.gen());
+            let shift: [f32; DIMS] = [rng.gen_range(-3.0..3.0), rng.gen_range(-3.0..3.0)];
+            let mut moved = x.clone();
+            for row in moved.chunks_exact_mut(n * FEATURES) {
+                for (k, v) in row[..n * DIMS].iter_mut().enumerate() {
+                    *v += shift[k % DIMS];
+                }
+            }
+            assert_close(&run(&net, &moved, rows), &run(&net, &x, rows), 1e-5);
+        }
+    }
+
+    #[test]
+    fn permuting_bodies_permutes_outputs() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let net = block();
+        for n in [3, 5] {
+            let x = random_matrix(4, n * FEATURES, rng.gen());
+            let y = run(&net, &x, 4);
+            let mut perm: Vec<usize> = (0..n).collect();
+            perm.shuffle(&mut rng);
+            let permuted = run(&net, &permute(&x, &perm, DIMS, FEATURES), 4);
+            assert_close(&permuted, &permute(&y, &perm, DIMS, 4), 1e-5);
+        }
+    }
+
+    #[test]
+    fn more_bodies_give_more_outputs_with_the_same_parameters() {
+        let net = block();
+        let count: usize = net.params().map(Param::len).sum();
+        // φ_e: 7 → 6 → 5; φ_n: 2 + 5 → 6 → 5 → 4.
+        assert_eq!(
+            count,
+            (7 * 6 + 6) + (6 * 5 + 5) + (7 * 6 + 6) + (6 * 5 + 5) + (5 * 4 + 4)
+        );
+        assert_eq!(
+            run(&net, &random_matrix(2, 4 * FEATURES, 3), 2).len(),
+            2 * 4 * 4
+        );
+        let x = Cpu::default().tensor_from_vec(random_matrix(1, 7, 3), (1, 7));
+        assert!(net.forward(x).is_err());
+    }
+
+    #[test]
+    fn bodies_see_each_other_only_through_messages() {
+        // With one body there are no messages: moving its position changes nothing.
+        let net = block();
+        let x = random_matrix(1, FEATURES, 8);
+        let mut moved = x.clone();
+        moved[0] += 1.5;
+        assert_close(&run(&net, &moved, 1), &run(&net, &x, 1), 1e-6);
+        let pair = random_matrix(1, 2 * FEATURES, 9);
+        let mut apart = pair.clone();
+        apart[0] += 1.5;
+        let (a, b) = (run(&net, &pair, 1), run(&net, &apart, 1));
+        assert!(a.iter().zip(&b).any(|(a, b)| (a - b).abs() > 1e-4));
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        check_gradients(&mut Layer::Graph(block()), 2, 3 * FEATURES);
+    }
+}
