@@ -168,17 +168,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             steps,
         ),
         graph(
-            "p4m [11, 23]",
-            group("p4m", &[11, 23]),
-            23,
-            conv_params(&[11, 23], 8),
-            steps,
-        ),
-        graph(
             "CNN [32, 64]",
             plain(&[32, 64]),
             64,
             conv_params(&[32, 64], 1),
+            steps,
+        ),
+        graph(
+            "p4m [11, 23]",
+            group("p4m", &[11, 23]),
+            23,
+            conv_params(&[11, 23], 8),
             steps,
         ),
     ];
