@@ -132,10 +132,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "nbody_spring, {} training states, {steps} steps\n",
         three.train.rows
     );
-    println!("| model | params | test MSE, 3 bodies | test MSE, 4 bodies |");
-    println!("|---|---:|---:|---:|");
+    println!("| model | params | test MSE, 3 bodies | test MSE, 4 bodies | kept step |");
+    println!("|---|---:|---:|---:|---:|");
     println!(
-        "| predict zero | 0 | {:.4} | {:.4} |",
+        "| predict zero | 0 | {:.4} | {:.4} | |",
         zero(&three.test),
         zero(&four.test)
     );
@@ -151,8 +151,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "cannot run".into()
         };
         println!(
-            "| {} | {} | {on_three:.4} | {on_four} |",
-            graph.model, graph.parameters
+            "| {} | {} | {on_three:.4} | {on_four} | {} |",
+            graph.model, graph.parameters, outcome.best_step
         );
     }
     Ok(())
