@@ -13,6 +13,7 @@
 //! - `parameters` equals the sum of the nodes' `params`.
 //!
 //! The YAML text form is what `symc build` prints and what the snapshot tests pin.
+//! Representations appear in it as the spec language writes them (`5*scalar+5*V`).
 
 use crate::group::Rep;
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,7 @@ pub struct Port {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortRep {
     pub group: String,
+    #[serde(with = "rep_text")]
     pub rep: Rep,
 }
 
@@ -169,7 +171,9 @@ pub enum Op {
     /// bias from the invariant subspace of the output.
     EquivariantLinear {
         group: String,
+        #[serde(with = "rep_text")]
         rep_in: Rep,
+        #[serde(with = "rep_text")]
         rep_out: Rep,
         /// Number of basis elements (= weight parameters).
         basis: usize,
@@ -180,11 +184,16 @@ pub enum Op {
     /// input carries one extra scalar gate per non-scalar summand after it.
     Gated {
         group: String,
+        #[serde(with = "rep_text")]
         rep: Rep,
         gates: usize,
     },
     /// Nonlinearity on the norm of each non-scalar summand.
-    NormNonlinearity { group: String, rep: Rep },
+    NormNonlinearity {
+        group: String,
+        #[serde(with = "rep_text")]
+        rep: Rep,
+    },
     /// Hamiltonian head: an MLP H(q, p) → scalar whose symplectic gradient
     /// (∂H/∂p, −∂H/∂q) is the output.
     Hamiltonian {
@@ -279,4 +288,21 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Learning-rate schedule: `constant` or `cosine`.
     pub schedule: String,
+}
+
+/// Representations serialise as their spec-language text, which reads better in
+/// YAML than a tagged tree and parses back to the same value.
+mod rep_text {
+    use crate::group::Rep;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(rep: &Rep, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(rep)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Rep, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::lang::parse_rep_expr(&text)
+            .map_err(|e| D::Error::custom(format!("invalid representation `{text}`: {e}")))
+    }
 }

@@ -13,9 +13,9 @@ fn plot_error(e: impl std::fmt::Display) -> TrainError {
     TrainError::Invalid(format!("cannot draw the loss plot: {e}"))
 }
 
-/// Draws training and validation loss against the step, on a log scale, to `path`
+/// Draws training and validation loss, titled `title`, against the step, on a log scale, to `path`
 /// (whose extension must be `.png`).
-pub(crate) fn draw_losses(history: &[Record], path: &Path) -> Result<(), TrainError> {
+pub(crate) fn draw_losses(title: &str, history: &[Record], path: &Path) -> Result<(), TrainError> {
     // Registering only parses the font's tables; it is cheap enough to do per plot.
     register_font("sans-serif", FontStyle::Normal, FONT)
         .map_err(|_| plot_error("the bundled font is unreadable"))?;
@@ -33,7 +33,7 @@ pub(crate) fn draw_losses(history: &[Record], path: &Path) -> Result<(), TrainEr
     let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("loss", ("sans-serif", 24))
+        .caption(title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -43,6 +43,8 @@ pub(crate) fn draw_losses(history: &[Record], path: &Path) -> Result<(), TrainEr
         .configure_mesh()
         .x_desc("step")
         .y_desc("loss (standardised)")
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .light_line_style(TRANSPARENT)
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(plot_error)?;

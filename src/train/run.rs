@@ -177,7 +177,8 @@ impl RunDir {
         self.write(HISTORY, history_csv(&outcome.history).as_bytes())?;
         // The plotting backend picks the image format from the extension.
         let temporary = self.path.join(".loss.tmp.png");
-        plot::draw_losses(&outcome.history, &temporary)?;
+        let title = format!("{}: loss", graph.model);
+        plot::draw_losses(&title, &outcome.history, &temporary)?;
         let target = self.path.join("loss.png");
         std::fs::rename(&temporary, &target).map_err(|source| TrainError::Io {
             path: target,

@@ -22,9 +22,9 @@
 //! PyTorch draws a `Linear`'s.
 
 use super::super::kernels::activation::{bias_act, Derivatives};
-use super::super::kernels::gemm::{add_column_sums, matmul, MatRef};
+use super::super::kernels::gemm::{add_column_sums, matmul, MatMut, MatRef};
 use super::super::kernels::tape::{custom_op, host, GradSink, HostDevice, Mat};
-use super::super::params::{Init, Param};
+use super::super::params::Param;
 use super::super::BackendError;
 use crate::plan::Activation;
 use dfdx::prelude::*;
@@ -60,7 +60,7 @@ impl<D: HostDevice> Mlp<D> {
             .windows(2)
             .enumerate()
             .map(|(l, w)| {
-                let init = Init::Uniform(1.0 / (w[0].max(1) as f32).sqrt());
+                let init = 1.0 / (w[0].max(1) as f32).sqrt();
                 let weight = Param::new(
                     device,
                     format!("{name}{l}.weight"),
@@ -91,7 +91,7 @@ impl<D: HostDevice> Mlp<D> {
             matmul(
                 MatRef::new(&x, rows, inp),
                 MatRef::new(&w, out, inp).t(),
-                &mut y,
+                MatMut::new(&mut y, rows, out),
                 false,
             );
             let mut slope = Vec::new();
@@ -154,12 +154,13 @@ fn mlp_backward<D: HostDevice>(
         matmul(
             gm.t(),
             MatRef::new(&t.input, rows, t.inp),
-            grads.slice(&t.handles.0)?,
+            MatMut::new(grads.slice(&t.handles.0)?, t.out, t.inp),
             true,
         );
         add_column_sums(&grad, t.out, grads.slice(&t.handles.1)?);
         let mut g_in = vec![0.0; rows * t.inp];
-        matmul(gm, MatRef::new(&t.weight, t.out, t.inp), &mut g_in, false);
+        let g_in_mat = MatMut::new(&mut g_in, rows, t.inp);
+        matmul(gm, MatRef::new(&t.weight, t.out, t.inp), g_in_mat, false);
         grad = g_in;
     }
     Ok(grad)
@@ -276,7 +277,7 @@ impl<D: HostDevice> GraphNet<D> {
         };
         let result = out.pack(&y, rows);
         custom_op(x, result, n * k, move |grad_out, grads, input| {
-            let g_y = out.unpack(grad_out, rows);
+            let g_y = out.unpack(&grad_out, rows);
             let g_node_in = mlp_backward(&node_tape, g_y, rows * n, grads)?;
             let g_edge_in = {
                 let mut g_m = Vec::with_capacity(edge_rows * message);

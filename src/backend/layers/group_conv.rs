@@ -30,9 +30,9 @@
 //! layer), and `n{n}.conv{l}.bias`, shape `[c_l]`; initialised as PyTorch
 //! initialises a convolution, U(±1/√fan_in).
 
-use super::super::kernels::gemm::{matmul, MatRef};
+use super::super::kernels::gemm::{matmul, MatMut, MatRef};
 use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
-use super::super::params::{Init, Param};
+use super::super::params::Param;
 use super::super::BackendError;
 use dfdx::prelude::*;
 use rand::rngs::StdRng;
@@ -199,7 +199,7 @@ impl<D: HostDevice> ConvNet<D> {
         for (l, &out_channels) in shape.channels.iter().enumerate() {
             let in_order = if l == 0 { 1 } else { order };
             let fan_in = in_width * k2;
-            let init = Init::Uniform(1.0 / (fan_in as f32).sqrt());
+            let init = 1.0 / (fan_in as f32).sqrt();
             let weight = Param::new(
                 device,
                 format!("n{node}.conv{l}.weight"),
@@ -275,7 +275,7 @@ impl<D: HostDevice> ConvNet<D> {
             matmul(
                 MatRef::new(&patches, rows * pixels, k2 * layer.in_width),
                 MatRef::new(&bank, width, k2 * layer.in_width).t(),
-                &mut out,
+                MatMut::new(&mut out, rows * pixels, width),
                 false,
             );
             let bias = layer.bias.values();
@@ -316,9 +316,9 @@ impl<D: HostDevice> ConvNet<D> {
         let (order, pooled) = (self.order, self.pooled);
         custom_op(x, result, width, move |grad_out, grads, input| {
             let mut grad = if pooled {
-                unpool(grad_out, rows, width, order, pixels)
+                unpool(&grad_out, rows, width, order, pixels)
             } else {
-                grad_out.to_vec()
+                grad_out
             };
             for (l, (s, ((weight, bias), (gather, in_width, out_channels)))) in saved
                 .iter()
@@ -342,7 +342,7 @@ impl<D: HostDevice> ConvNet<D> {
                 matmul(
                     gm.t(),
                     MatRef::new(&s.patches, rows * pixels, inner),
-                    &mut g_bank,
+                    MatMut::new(&mut g_bank, cols, inner),
                     false,
                 );
                 let gw = grads.slice(weight)?;
@@ -350,7 +350,8 @@ impl<D: HostDevice> ConvNet<D> {
                     gw[i] += g;
                 }
                 let mut g_patches = vec![0.0; rows * pixels * inner];
-                matmul(gm, MatRef::new(&s.bank, cols, inner), &mut g_patches, false);
+                let g_patch_mat = MatMut::new(&mut g_patches, rows * pixels, inner);
+                matmul(gm, MatRef::new(&s.bank, cols, inner), g_patch_mat, false);
                 let mut g_in = vec![0.0; rows * pixels * in_width];
                 shape.col2im(&g_patches, &mut g_in, *in_width);
                 if l == 0 {

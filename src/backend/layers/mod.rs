@@ -5,6 +5,8 @@
 //! of those two functions and one file holding its kernels.
 
 mod activation;
+mod equivariant;
+mod gated;
 mod graph;
 mod group_conv;
 mod linear;
@@ -12,13 +14,58 @@ mod linear;
 use super::kernels::tape::{concat_columns, HostDevice, Mat};
 use super::params::Param;
 use super::BackendError;
-use crate::plan::{ModelGraph, Node, Op};
+use crate::group::{matrix_from_rows, BasisSolver, Group};
+use crate::plan::{GroupDef, ModelGraph, Node, Op};
 use dfdx::prelude::*;
+use equivariant::EquivariantLinear;
+use gated::{Gate, Gated};
 use graph::{GraphNet, GraphShape};
 use group_conv::{ConvNet, ConvShape};
 use linear::Linear;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use std::collections::HashMap;
+
+/// What building a layer draws on besides its node: the seeded parameter
+/// stream and one basis solver per group (so equal blocks are solved once).
+struct Context<'a, D> {
+    device: &'a D,
+    rng: StdRng,
+    groups: &'a [GroupDef],
+    solvers: HashMap<String, BasisSolver>,
+}
+
+impl<D> Context<'_, D> {
+    /// The device, the parameter stream and the solver of group `name`.
+    fn parts(&mut self, name: &str) -> Result<(&D, &mut StdRng, &mut BasisSolver), BackendError> {
+        if !self.solvers.contains_key(name) {
+            let def = self.groups.iter().find(|g| g.name == name).ok_or_else(|| {
+                BackendError::InvalidGraph(format!("group `{name}` is not defined in the graph"))
+            })?;
+            let matrices = |ms: &[Vec<Vec<f64>>]| {
+                ms.iter()
+                    .map(|m| matrix_from_rows(m))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| BackendError::Group {
+                        group: name.into(),
+                        message: e.to_string(),
+                    })
+            };
+            let group =
+                Group::from_generators(name, def.n, matrices(&def.lie)?, matrices(&def.discrete)?);
+            self.solvers.insert(name.into(), BasisSolver::new(&group));
+        }
+        let solver = self.solvers.get_mut(name).ok_or_else(|| {
+            BackendError::InvalidGraph(format!("group `{name}` could not be built"))
+        })?;
+        Ok((self.device, &mut self.rng, solver))
+    }
+
+    /// Dimension of group `name`'s defining representation.
+    fn n(&mut self, name: &str) -> Result<usize, BackendError> {
+        Ok(self.parts(name)?.2.group().n())
+    }
+}
 
 /// One compiled node.
 pub(crate) enum Layer<D: HostDevice> {
@@ -28,6 +75,8 @@ pub(crate) enum Layer<D: HostDevice> {
     Fused,
     Linear(Linear<D>),
     Activation(crate::plan::Activation),
+    Equivariant(EquivariantLinear<D>),
+    Gated(Gated),
     /// `Op::Conv` and `Op::GroupConv`.
     Conv(ConvNet<D>),
     Graph(GraphNet<D>),
@@ -35,12 +84,7 @@ pub(crate) enum Layer<D: HostDevice> {
 
 impl<D: HostDevice> Layer<D> {
     /// Builds the layer for `node`, whose input has `width` columns.
-    fn build(
-        device: &D,
-        node: &Node,
-        width: usize,
-        rng: &mut StdRng,
-    ) -> Result<Self, BackendError> {
+    fn build(cx: &mut Context<'_, D>, node: &Node, width: usize) -> Result<Self, BackendError> {
         let expect_input = |expected: usize| {
             if width == expected {
                 Ok(())
@@ -56,9 +100,38 @@ impl<D: HostDevice> Layer<D> {
             Op::Input => Layer::Input,
             Op::Linear { inp, out, bias } => {
                 expect_input(*inp)?;
-                Layer::Linear(Linear::new(device, node.id, (*inp, *out, *bias), rng)?)
+                Layer::Linear(Linear::new(
+                    cx.device,
+                    node.id,
+                    (*inp, *out, *bias),
+                    &mut cx.rng,
+                )?)
             }
             Op::Activation { kind } => Layer::Activation(*kind),
+            Op::EquivariantLinear {
+                group,
+                rep_in,
+                rep_out,
+                basis,
+                bias,
+            } => {
+                let (device, rng, solver) = cx.parts(group)?;
+                let reps = (rep_in, rep_out);
+                let layer =
+                    EquivariantLinear::new(device, node.id, solver, reps, (*basis, *bias), rng)?;
+                expect_input(layer.in_width())?;
+                Layer::Equivariant(layer)
+            }
+            Op::Gated { group, rep, gates } => {
+                let layer = Gated::new(Gate::Channel, rep, cx.n(group)?, *gates)?;
+                expect_input(layer.in_width())?;
+                Layer::Gated(layer)
+            }
+            Op::NormNonlinearity { group, rep } => {
+                let layer = Gated::new(Gate::Norm, rep, cx.n(group)?, 0)?;
+                expect_input(layer.in_width())?;
+                Layer::Gated(layer)
+            }
             Op::GroupConv {
                 group,
                 channels,
@@ -75,7 +148,7 @@ impl<D: HostDevice> Layer<D> {
                     width: *w,
                     pooled: *invariant,
                 };
-                Layer::Conv(ConvNet::new(device, node.id, shape, width, rng)?)
+                Layer::Conv(ConvNet::new(cx.device, node.id, shape, width, &mut cx.rng)?)
             }
             Op::GraphNetwork {
                 bodies,
@@ -93,7 +166,7 @@ impl<D: HostDevice> Layer<D> {
                     act: *act,
                     out_dim: node.out_dim,
                 };
-                Layer::Graph(GraphNet::new(device, node.id, shape, rng)?)
+                Layer::Graph(GraphNet::new(cx.device, node.id, shape, &mut cx.rng)?)
             }
             Op::Conv {
                 channels,
@@ -109,7 +182,7 @@ impl<D: HostDevice> Layer<D> {
                     width: *w,
                     pooled: true,
                 };
-                Layer::Conv(ConvNet::new(device, node.id, shape, width, rng)?)
+                Layer::Conv(ConvNet::new(cx.device, node.id, shape, width, &mut cx.rng)?)
             }
             other => {
                 return Err(BackendError::Unsupported {
@@ -124,6 +197,8 @@ impl<D: HostDevice> Layer<D> {
     fn out_width(&self, width: usize) -> usize {
         match self {
             Layer::Linear(l) => l.out_width(),
+            Layer::Equivariant(l) => l.out_width(),
+            Layer::Gated(l) => l.out_width(),
             Layer::Conv(c) => c.out_width(),
             Layer::Graph(g) => g.out_width(),
             Layer::Input | Layer::Fused | Layer::Activation(_) => width,
@@ -135,6 +210,8 @@ impl<D: HostDevice> Layer<D> {
             Layer::Input | Layer::Fused => Ok(x),
             Layer::Linear(l) => l.forward(x),
             Layer::Activation(kind) => activation::forward(*kind, x),
+            Layer::Equivariant(l) => l.forward(x),
+            Layer::Gated(l) => l.forward(x),
             Layer::Conv(c) => c.forward(x),
             Layer::Graph(g) => g.forward(x),
         }
@@ -145,7 +222,8 @@ impl<D: HostDevice> Layer<D> {
             Layer::Linear(l) => l.params().collect(),
             Layer::Conv(c) => c.params().collect(),
             Layer::Graph(g) => g.params().collect(),
-            Layer::Input | Layer::Fused | Layer::Activation(_) => Vec::new(),
+            Layer::Equivariant(l) => l.params().collect(),
+            Layer::Input | Layer::Fused | Layer::Activation(_) | Layer::Gated(_) => Vec::new(),
         }
     }
 
@@ -154,7 +232,8 @@ impl<D: HostDevice> Layer<D> {
             Layer::Linear(l) => l.params_mut().collect(),
             Layer::Conv(c) => c.params_mut().collect(),
             Layer::Graph(g) => g.params_mut().collect(),
-            Layer::Input | Layer::Fused | Layer::Activation(_) => Vec::new(),
+            Layer::Equivariant(l) => l.params_mut().collect(),
+            Layer::Input | Layer::Fused | Layer::Activation(_) | Layer::Gated(_) => Vec::new(),
         }
     }
 }
@@ -200,7 +279,12 @@ impl<D: HostDevice> Network<D> {
             )));
         }
         let in_dim: usize = graph.inputs.iter().map(|p| p.dim).sum();
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut cx = Context {
+            device: &device,
+            rng: StdRng::seed_from_u64(seed),
+            groups: &graph.groups,
+            solvers: HashMap::new(),
+        };
         let mut layers = Vec::with_capacity(n);
         let mut widths = Vec::with_capacity(n);
         let mut uses = vec![0; n];
@@ -228,7 +312,7 @@ impl<D: HostDevice> Network<D> {
             } else {
                 node.inputs.iter().map(|&j| widths[j]).sum()
             };
-            let layer = Layer::build(&device, node, width, &mut rng)?;
+            let layer = Layer::build(&mut cx, node, width)?;
             let out = layer.out_width(width);
             if out != node.out_dim || out == 0 {
                 return Err(BackendError::ShapeMismatch {
@@ -355,6 +439,86 @@ pub(crate) mod testing {
     pub(crate) fn random_matrix(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
         let rng = StdRng::seed_from_u64(seed);
         StandardNormal.sample_iter(rng).take(rows * cols).collect()
+    }
+
+    /// The IR form of a group.
+    pub(crate) fn group_def(g: &Group) -> GroupDef {
+        let rows = |m: &nalgebra::DMatrix<f64>| -> Vec<Vec<f64>> {
+            m.row_iter().map(|r| r.iter().copied().collect()).collect()
+        };
+        GroupDef {
+            name: g.name().into(),
+            n: g.n(),
+            lie: g.lie().iter().map(rows).collect(),
+            discrete: g.discrete().iter().map(rows).collect(),
+        }
+    }
+
+    /// Builds the layer for `op` over `group`, reading `width` columns.
+    pub(crate) fn build_layer(group: &Group, op: Op, width: usize, seed: u64) -> Layer<Cpu> {
+        let device = Cpu::default();
+        let groups = [group_def(group)];
+        let mut cx = Context {
+            device: &device,
+            rng: StdRng::seed_from_u64(seed),
+            groups: &groups,
+            solvers: HashMap::new(),
+        };
+        let node = Node {
+            id: 1,
+            op,
+            inputs: vec![0],
+            out_dim: 0,
+            params: 0,
+            constraint: None,
+        };
+        Layer::build(&mut cx, &node, width).unwrap()
+    }
+
+    /// Asserts ‖f(ρ_in(g)x) − ρ_out(g)f(x)‖ ≤ 1e-5·‖ρ_out(g)f(x)‖ for random
+    /// inputs and group elements; `rho` gives (ρ_in(g), ρ_out(g)).
+    pub(crate) fn assert_equivariant(
+        layer: &Layer<Cpu>,
+        group: &Group,
+        rho: impl Fn(&nalgebra::DMatrix<f64>) -> (nalgebra::DMatrix<f64>, nalgebra::DMatrix<f64>),
+    ) {
+        let dev = Cpu::default();
+        let mut rng = StdRng::seed_from_u64(17);
+        let rows = 3;
+        for trial in 0..5 {
+            let (rho_in, rho_out) = rho(&group.sample(&mut rng));
+            let (in_dim, out_dim) = (rho_in.ncols(), rho_out.nrows());
+            let x = random_matrix(rows, in_dim, 100 + trial);
+            let act = |m: &nalgebra::DMatrix<f64>, v: &[f32]| -> Vec<f32> {
+                let v = nalgebra::DVector::from_iterator(v.len(), v.iter().map(|&x| x as f64));
+                (m * v).iter().map(|&x| x as f32).collect()
+            };
+            let gx: Vec<f32> = x.chunks(in_dim).flat_map(|r| act(&rho_in, r)).collect();
+            let run = |x: Vec<f32>| {
+                host(
+                    &layer
+                        .forward(dev.tensor_from_vec(x, (rows, in_dim)))
+                        .unwrap(),
+                )
+            };
+            let f_gx = run(gx);
+            let g_fx: Vec<f32> = run(x)
+                .chunks(out_dim)
+                .flat_map(|r| act(&rho_out, r))
+                .collect();
+            let diff: f64 = f_gx
+                .iter()
+                .zip(&g_fx)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum();
+            let norm: f64 = g_fx.iter().map(|&b| (b as f64).powi(2)).sum();
+            assert!(norm > 1e-6, "trivial output");
+            let rel = (diff / norm).sqrt();
+            assert!(
+                rel < 1e-5,
+                "trial {trial}: relative equivariance error {rel}"
+            );
+        }
     }
 
     /// Asserts |a − b| ≤ tol·(1 + |b|) entrywise.

@@ -1,0 +1,662 @@
+//! `EquivariantLinear` in block form.
+//!
+//! Between canonical layouts the equivariant map is, for each pair of input
+//! summand i (mᵢ copies of size dᵢ) and output summand j (nⱼ copies of size
+//! dⱼ), Σₖ Cₖ ⊗ Bₖ: tiny fixed bases Bₖ (dⱼ × dᵢ) from the group engine and
+//! dense trainable channel mixings Cₖ (nⱼ × mᵢ). The full matrix W is never
+//! formed. Each pair (a *term*) is applied in the cheaper order:
+//!
+//! - when dᵢ ≥ dⱼ, Bₖ first: a sparse loop over the few non-zeros of each Bₖ
+//!   writes T, one row per (batch row, output component) and one column per
+//!   (k, input copy); then one `gemm` mixes channels, Y += T · [C₁ … C_K]ᵀ;
+//! - when dᵢ < dⱼ (e.g. scalar → V²), channels first: Uₖ = X · Cₖᵀ by `gemm`
+//!   on the small input components, then Bₖ spreads Uₖ over the output's.
+//!
+//! so the `gemm`s run on min(dᵢ, dⱼ)·batch rows and a step costs about what a
+//! dense layer of the same channel count costs. Then the invariant bias is
+//! added and Y is scattered to the output's positions.
+//!
+//! Parameters: `n{id}.weight.{j}` (`[nⱼ, Σᵢ |Bᵢⱼ|·mᵢ]`, columns ordered by
+//! input summand, then basis element, then input copy) and `n{id}.bias.{j}`
+//! (`[nⱼ, |Bⱼ|]`, the coefficients on the invariant vectors of summand j),
+//! for each output summand j that has any. Initialisation matches `Linear`:
+//! each Bₖ is scaled to ‖Bₖ‖²_F = dⱼ (the row norm of an orthogonal matrix),
+//! so with C ~ U(±1/√fan_in), fan_in = Σᵢ |Bᵢⱼ|·mᵢ, the output has the variance
+//! a dense layer of that fan-in gives; an all-scalar layer is exactly `Linear`.
+
+use super::super::kernels::gemm::{matmul, MatMut, MatRef};
+use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
+use super::super::params::Param;
+use super::super::BackendError;
+use crate::group::{BasisSolver, Layout, Rep};
+use dfdx::prelude::*;
+use nalgebra::DMatrix;
+use rand::rngs::StdRng;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Batch rows handled per parallel task in the gather/scatter loops. Fixed, so
+/// that results do not depend on the thread count.
+const ROWS_PER_TASK: usize = 32;
+
+/// Shape of one canonical summand.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    offset: usize,
+    size: usize,
+    copies: usize,
+}
+
+/// A basis element Bₖ as its non-zero entries (output component, input component, value).
+type Sparse = Vec<(usize, usize, f32)>;
+
+/// The contribution of input summand `input` to one output summand.
+struct Term {
+    input: usize,
+    basis: Vec<Sparse>,
+    /// First column of this term's block in T_j and C_j.
+    column: usize,
+}
+
+/// The wiring of output summand j.
+struct OutBlock {
+    shape: Shape,
+    terms: Vec<Term>,
+    /// Σ |Bᵢⱼ|·mᵢ: columns of T_j and C_j.
+    cols: usize,
+    /// Orthonormal invariant vectors of the summand, each `shape.size` long.
+    invariant: Vec<Vec<f32>>,
+}
+
+/// The parameter-free part of the layer, shared with its backward closures.
+struct Structure {
+    in_dim: usize,
+    out_dim: usize,
+    /// Canonical coordinate → position in the layer's input / output vector.
+    in_perm: Vec<usize>,
+    out_perm: Vec<usize>,
+    inputs: Vec<Shape>,
+    outputs: Vec<OutBlock>,
+}
+
+/// C_j and the bias coefficients of one output summand; either may be absent.
+type SummandParams<D> = (Option<Param<D>>, Option<Param<D>>);
+
+pub(crate) struct EquivariantLinear<D: HostDevice> {
+    structure: Arc<Structure>,
+    /// Per output summand: C_j (absent when no input summand reaches it) and the bias coefficients.
+    params: Vec<SummandParams<D>>,
+}
+
+/// `matrix` scaled to squared Frobenius norm `rows`, as its non-zeros in f32.
+fn sparse(matrix: &DMatrix<f64>) -> Sparse {
+    let scale = (matrix.nrows() as f64).sqrt() / matrix.norm();
+    let mut out = Vec::new();
+    for a in 0..matrix.ncols() {
+        for e in 0..matrix.nrows() {
+            let v = matrix[(e, a)] * scale;
+            // Entries at the solver's rounding level are noise, not structure.
+            if v.abs() > 1e-9 {
+                out.push((e, a, v as f32));
+            }
+        }
+    }
+    out
+}
+
+fn shapes(layout: &Layout) -> Vec<Shape> {
+    layout
+        .summands
+        .iter()
+        .map(|s| Shape {
+            offset: s.offset,
+            size: s.size,
+            copies: s.multiplicity,
+        })
+        .collect()
+}
+
+impl<D: HostDevice> EquivariantLinear<D> {
+    /// Builds the layer of node `node` from the group's block bases; `counts`
+    /// are the graph's (basis, bias) parameter counts, which must agree.
+    pub(crate) fn new(
+        device: &D,
+        node: usize,
+        solver: &mut BasisSolver,
+        (rep_in, rep_out): (&Rep, &Rep),
+        counts: (usize, usize),
+        rng: &mut StdRng,
+    ) -> Result<Self, BackendError> {
+        let group = solver.group().name().to_string();
+        let group_error = |e: crate::group::GroupError| BackendError::Group {
+            group: group.clone(),
+            message: e.to_string(),
+        };
+        let weights = solver.blocks(rep_in, rep_out).map_err(group_error)?;
+        let biases = solver.blocks(&Rep::Scalar, rep_out).map_err(group_error)?;
+        for (what, expected, found) in [
+            ("equivariant basis", counts.0, weights.dimension()),
+            ("invariant bias", counts.1, biases.dimension()),
+        ] {
+            if expected != found {
+                return Err(BackendError::ShapeMismatch {
+                    what: format!("{what} of node {node}"),
+                    expected,
+                    found,
+                });
+            }
+        }
+        let inputs = shapes(&weights.input);
+        let mut outputs = Vec::new();
+        let mut params = Vec::new();
+        for (j, shape) in shapes(&weights.output).into_iter().enumerate() {
+            let mut terms = Vec::new();
+            let mut cols = 0;
+            for block in weights.blocks.iter().filter(|b| b.output == j) {
+                let basis: Vec<Sparse> = block.basis.iter().map(sparse).collect();
+                let column = cols;
+                cols += basis.len() * inputs[block.input].copies;
+                terms.push(Term {
+                    input: block.input,
+                    basis,
+                    column,
+                });
+            }
+            let invariant: Vec<Vec<f32>> = biases
+                .blocks
+                .iter()
+                .filter(|b| b.output == j)
+                .flat_map(|b| b.basis.iter())
+                .map(|v| v.iter().map(|&x| x as f32).collect())
+                .collect();
+            let bound = 1.0 / (cols.max(1) as f32).sqrt();
+            let mut param = |kind: &str, width: usize| {
+                let name = format!("n{node}.{kind}.{j}");
+                (width > 0)
+                    .then(|| Param::new(device, name, vec![shape.copies, width], bound, rng))
+                    .transpose()
+            };
+            params.push((param("weight", cols)?, param("bias", invariant.len())?));
+            outputs.push(OutBlock {
+                shape,
+                terms,
+                cols,
+                invariant,
+            });
+        }
+        let structure = Structure {
+            in_dim: weights.input.perm.len(),
+            out_dim: weights.output.perm.len(),
+            in_perm: weights.input.perm,
+            out_perm: weights.output.perm,
+            inputs,
+            outputs,
+        };
+        Ok(EquivariantLinear {
+            structure: Arc::new(structure),
+            params,
+        })
+    }
+
+    pub(crate) fn in_width(&self) -> usize {
+        self.structure.in_dim
+    }
+
+    pub(crate) fn out_width(&self) -> usize {
+        self.structure.out_dim
+    }
+
+    pub(crate) fn params(&self) -> impl Iterator<Item = &Param<D>> {
+        self.params.iter().flat_map(|(w, b)| w.iter().chain(b))
+    }
+
+    pub(crate) fn params_mut(&mut self) -> impl Iterator<Item = &mut Param<D>> {
+        self.params
+            .iter_mut()
+            .flat_map(|(w, b)| w.iter_mut().chain(b))
+    }
+
+    pub(crate) fn forward<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, BackendError> {
+        let rows = x.shape().0;
+        let layer = Arc::clone(&self.structure);
+        let xs = host(&x);
+        let gathered: Vec<Vec<f32>> = (0..layer.inputs.len())
+            .map(|i| layer.gather(&xs, rows, i))
+            .collect();
+        let mut y = vec![0.0; rows * layer.out_dim];
+        // Per output summand: C_j and the T of each basis-first term (empty otherwise).
+        let mut saved = Vec::with_capacity(layer.outputs.len());
+        for (block, (weight, beta)) in layer.outputs.iter().zip(&self.params) {
+            let (d, n) = (block.shape.size, block.shape.copies);
+            let mut yt = vec![0.0; rows * d * n];
+            let weight = weight.as_ref().map(Param::values).unwrap_or_default();
+            let mut ts = Vec::with_capacity(block.terms.len());
+            for term in &block.terms {
+                let s = layer.inputs[term.input];
+                let width = term.basis.len() * s.copies;
+                let c = MatRef::strided(&weight[term.column..], n, width, block.cols);
+                if layer.basis_first(block, term) {
+                    let t = layer.basis_forward(block, term, &gathered[term.input], rows);
+                    matmul(
+                        MatRef::new(&t, rows * d, width),
+                        c.t(),
+                        MatMut::new(&mut yt, rows * d, n),
+                        true,
+                    );
+                    ts.push(t);
+                } else {
+                    let mut u = vec![0.0; rows * s.size * n];
+                    for (k, basis) in term.basis.iter().enumerate() {
+                        let ck = MatRef::strided(
+                            &weight[term.column + k * s.copies..],
+                            n,
+                            s.copies,
+                            block.cols,
+                        );
+                        let x = MatRef::new(&gathered[term.input], rows * s.size, s.copies);
+                        matmul(x, ck.t(), MatMut::new(&mut u, rows * s.size, n), false);
+                        // Y[(r, e), :] += B[e, a]·U[(r, a), :]
+                        spread(basis, &u, &mut yt, (s.size, d, n), false);
+                    }
+                    ts.push(Vec::new());
+                }
+            }
+            if let Some(beta) = beta {
+                let bias = block.bias(&beta.values());
+                for row in yt.chunks_exact_mut(d * n) {
+                    row.iter_mut().zip(&bias).for_each(|(y, b)| *y += b);
+                }
+            }
+            layer.scatter(&yt, block.shape, &mut y);
+            saved.push((weight, ts));
+        }
+        let handles: Vec<_> = self
+            .params
+            .iter()
+            .map(|(w, b)| (w.as_ref().map(Param::handle), b.as_ref().map(Param::handle)))
+            .collect();
+        let out_dim = layer.out_dim;
+        custom_op(x, y, out_dim, move |grad_out, grads, input| {
+            let mut dgathered: Vec<Vec<f32>> = layer
+                .inputs
+                .iter()
+                .map(|s| vec![0.0; rows * s.size * s.copies])
+                .collect();
+            for ((block, (weight, ts)), (weight_handle, beta)) in
+                layer.outputs.iter().zip(&saved).zip(&handles)
+            {
+                let (d, n) = (block.shape.size, block.shape.copies);
+                let dyt = layer.gather_output(&grad_out, rows, block.shape);
+                if let Some(beta) = beta {
+                    block.add_bias_grad(&dyt, grads.slice(beta)?);
+                }
+                let Some(weight_handle) = weight_handle else {
+                    continue;
+                };
+                let dy = MatRef::new(&dyt, rows * d, n);
+                for (term, t) in block.terms.iter().zip(ts) {
+                    let s = layer.inputs[term.input];
+                    let width = term.basis.len() * s.copies;
+                    let c = MatRef::strided(&weight[term.column..], n, width, block.cols);
+                    let dweight = grads.slice(weight_handle)?;
+                    if layer.basis_first(block, term) {
+                        let dc = MatMut::strided(&mut dweight[term.column..], n, width, block.cols);
+                        matmul(dy.t(), MatRef::new(t, rows * d, width), dc, true);
+                        let mut dt = vec![0.0; rows * d * width];
+                        matmul(dy, c, MatMut::new(&mut dt, rows * d, width), false);
+                        layer.basis_backward(block, term, &dt, &mut dgathered[term.input]);
+                    } else {
+                        let x = MatRef::new(&gathered[term.input], rows * s.size, s.copies);
+                        let mut du = vec![0.0; rows * s.size * n];
+                        for (k, basis) in term.basis.iter().enumerate() {
+                            let column = term.column + k * s.copies;
+                            // dU[(r, a), :] = Σₑ B[e, a]·dY[(r, e), :]
+                            spread(basis, &dyt, &mut du, (s.size, d, n), true);
+                            let dc =
+                                MatMut::strided(&mut dweight[column..], n, s.copies, block.cols);
+                            matmul(MatRef::new(&du, rows * s.size, n).t(), x, dc, true);
+                            let ck = MatRef::strided(&weight[column..], n, s.copies, block.cols);
+                            let dx =
+                                MatMut::new(&mut dgathered[term.input], rows * s.size, s.copies);
+                            matmul(MatRef::new(&du, rows * s.size, n), ck, dx, true);
+                            du.fill(0.0);
+                        }
+                    }
+                }
+            }
+            layer.scatter_input_grad(&dgathered, grads.slice(input)?);
+            Ok(())
+        })
+    }
+}
+
+/// For each batch row r: `dst[(r, e), :] += B[e, a]·src[(r, a), :]` over the
+/// non-zeros of B, or with `transpose` `dst[(r, a), :] += B[e, a]·src[(r, e), :]`;
+/// `dims` = (input components, output components, row length).
+fn spread(
+    basis: &Sparse,
+    src: &[f32],
+    dst: &mut [f32],
+    (d_in, d_out, n): (usize, usize, usize),
+    transpose: bool,
+) {
+    let (src_rows, dst_rows) = if transpose {
+        (d_out, d_in)
+    } else {
+        (d_in, d_out)
+    };
+    dst.par_chunks_mut(dst_rows * n * ROWS_PER_TASK)
+        .zip(src.par_chunks(src_rows * n * ROWS_PER_TASK))
+        .for_each(|(dst, src)| {
+            for (dst, src) in dst
+                .chunks_exact_mut(dst_rows * n)
+                .zip(src.chunks_exact(src_rows * n))
+            {
+                for &(e, a, v) in basis {
+                    let (from, to) = if transpose { (e, a) } else { (a, e) };
+                    let src = &src[from * n..(from + 1) * n];
+                    dst[to * n..(to + 1) * n]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(d, s)| *d += v * s);
+                }
+            }
+        });
+}
+
+impl OutBlock {
+    /// The bias in Y_j's (component, copy) layout: bias[e, c] = Σₖ β[c, k]·vₖ[e].
+    fn bias(&self, beta: &[f32]) -> Vec<f32> {
+        let (d, n) = (self.shape.size, self.shape.copies);
+        let mut bias = vec![0.0; d * n];
+        for (c, coefficients) in beta.chunks_exact(self.invariant.len()).enumerate() {
+            for (v, beta) in self.invariant.iter().zip(coefficients) {
+                for e in 0..d {
+                    bias[e * n + c] += beta * v[e];
+                }
+            }
+        }
+        bias
+    }
+
+    /// dβ[c, k] += Σ_rows Σₑ dY[row, e, c]·vₖ[e].
+    fn add_bias_grad(&self, dyt: &[f32], dbeta: &mut [f32]) {
+        let (d, n) = (self.shape.size, self.shape.copies);
+        let mut sums = vec![0.0; d * n];
+        for row in dyt.chunks_exact(d * n) {
+            sums.iter_mut().zip(row).for_each(|(s, g)| *s += g);
+        }
+        for (c, db) in dbeta.chunks_exact_mut(self.invariant.len()).enumerate() {
+            for (v, db) in self.invariant.iter().zip(db) {
+                *db += (0..d).map(|e| sums[e * n + c] * v[e]).sum::<f32>();
+            }
+        }
+    }
+}
+
+impl Structure {
+    /// Input summand i of every row, transposed to (row, component, copy) so
+    /// the basis loops run over contiguous copies.
+    fn gather(&self, x: &[f32], rows: usize, i: usize) -> Vec<f32> {
+        let s = self.inputs[i];
+        let per_row = s.size * s.copies;
+        let mut out = vec![0.0; rows * per_row];
+        out.par_chunks_mut(per_row * ROWS_PER_TASK)
+            .zip(x.par_chunks(self.in_dim * ROWS_PER_TASK))
+            .for_each(|(out, x)| {
+                for (out, x) in out
+                    .chunks_exact_mut(per_row)
+                    .zip(x.chunks_exact(self.in_dim))
+                {
+                    for c in 0..s.copies {
+                        for a in 0..s.size {
+                            out[a * s.copies + c] = x[self.in_perm[s.offset + c * s.size + a]];
+                        }
+                    }
+                }
+            });
+        out
+    }
+
+    /// Whether `term` applies its basis before mixing channels (input
+    /// components at least as many as output components).
+    fn basis_first(&self, block: &OutBlock, term: &Term) -> bool {
+        self.inputs[term.input].size >= block.shape.size
+    }
+
+    /// T for one term: rows (batch row, output component e), columns (k, copy).
+    fn basis_forward(
+        &self,
+        block: &OutBlock,
+        term: &Term,
+        gathered: &[f32],
+        rows: usize,
+    ) -> Vec<f32> {
+        let s = self.inputs[term.input];
+        let (d, width, per_row) = (
+            block.shape.size,
+            term.basis.len() * s.copies,
+            s.size * s.copies,
+        );
+        let mut t = vec![0.0; rows * d * width];
+        t.par_chunks_mut(d * width * ROWS_PER_TASK)
+            .zip(gathered.par_chunks(per_row * ROWS_PER_TASK))
+            .for_each(|(t, x)| {
+                for (t, x) in t.chunks_exact_mut(d * width).zip(x.chunks_exact(per_row)) {
+                    for (k, basis) in term.basis.iter().enumerate() {
+                        for &(e, a, v) in basis {
+                            let dst =
+                                &mut t[e * width + k * s.copies..e * width + (k + 1) * s.copies];
+                            let src = &x[a * s.copies..(a + 1) * s.copies];
+                            dst.iter_mut().zip(src).for_each(|(t, x)| *t += v * x);
+                        }
+                    }
+                }
+            });
+        t
+    }
+
+    /// dX̃[r, a, c] += Σₖ Σₑ Bₖ[e, a]·dT[r, e, (k, c)] for one basis-first term.
+    fn basis_backward(&self, block: &OutBlock, term: &Term, dt: &[f32], dgathered: &mut [f32]) {
+        let s = self.inputs[term.input];
+        let (d, width, per_row) = (
+            block.shape.size,
+            term.basis.len() * s.copies,
+            s.size * s.copies,
+        );
+        dgathered
+            .par_chunks_mut(per_row * ROWS_PER_TASK)
+            .zip(dt.par_chunks(d * width * ROWS_PER_TASK))
+            .for_each(|(dx, dt)| {
+                for (dx, dt) in dx.chunks_exact_mut(per_row).zip(dt.chunks_exact(d * width)) {
+                    for (k, basis) in term.basis.iter().enumerate() {
+                        for &(e, a, v) in basis {
+                            let src = &dt[e * width + k * s.copies..e * width + (k + 1) * s.copies];
+                            let dst = &mut dx[a * s.copies..(a + 1) * s.copies];
+                            dst.iter_mut().zip(src).for_each(|(d, g)| *d += v * g);
+                        }
+                    }
+                }
+            });
+    }
+
+    /// Adds Y_j (rows (batch row, component), columns copies) into the output vector.
+    fn scatter(&self, yt: &[f32], s: Shape, y: &mut [f32]) {
+        let per_row = s.size * s.copies;
+        y.par_chunks_mut(self.out_dim * ROWS_PER_TASK)
+            .zip(yt.par_chunks(per_row * ROWS_PER_TASK))
+            .for_each(|(y, yt)| {
+                for (y, yt) in y
+                    .chunks_exact_mut(self.out_dim)
+                    .zip(yt.chunks_exact(per_row))
+                {
+                    for c in 0..s.copies {
+                        for e in 0..s.size {
+                            y[self.out_perm[s.offset + c * s.size + e]] += yt[e * s.copies + c];
+                        }
+                    }
+                }
+            });
+    }
+
+    /// Output summand `s` of the gradient, in Y_j's (row, component, copy) layout.
+    fn gather_output(&self, g: &[f32], rows: usize, s: Shape) -> Vec<f32> {
+        let per_row = s.size * s.copies;
+        let mut out = vec![0.0; rows * per_row];
+        for (out, g) in out
+            .chunks_exact_mut(per_row)
+            .zip(g.chunks_exact(self.out_dim))
+        {
+            for c in 0..s.copies {
+                for e in 0..s.size {
+                    out[e * s.copies + c] = g[self.out_perm[s.offset + c * s.size + e]];
+                }
+            }
+        }
+        out
+    }
+
+    /// Adds the gathered input gradients back at the input's positions.
+    fn scatter_input_grad(&self, dgathered: &[Vec<f32>], dx: &mut [f32]) {
+        for (s, dg) in self.inputs.iter().zip(dgathered) {
+            let per_row = s.size * s.copies;
+            for (dx, dg) in dx
+                .chunks_exact_mut(self.in_dim)
+                .zip(dg.chunks_exact(per_row))
+            {
+                for c in 0..s.copies {
+                    for a in 0..s.size {
+                        dx[self.in_perm[s.offset + c * s.size + a]] += dg[a * s.copies + c];
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_equivariant, build_layer, check_gradients};
+    use super::super::Layer;
+    use super::*;
+    use crate::group::Group;
+    use crate::plan::Op;
+
+    fn op(group: &Group, rep_in: &Rep, rep_out: &Rep) -> Op {
+        let mut solver = BasisSolver::new(group);
+        Op::EquivariantLinear {
+            group: group.name().into(),
+            rep_in: rep_in.clone(),
+            rep_out: rep_out.clone(),
+            basis: solver.blocks(rep_in, rep_out).unwrap().dimension(),
+            bias: solver.blocks(&Rep::Scalar, rep_out).unwrap().dimension(),
+        }
+    }
+
+    /// Non-canonical orders on both sides, so the permutations are exercised.
+    fn reps() -> (Rep, Rep) {
+        let rep_in = Rep::Sum(vec![Rep::V, Rep::Scalar, Rep::V.pow(2), Rep::Scalar]);
+        let rep_out = Rep::Sum(vec![Rep::V.pow(2), Rep::Scalar.times(2), Rep::V, Rep::V]);
+        (rep_in, rep_out)
+    }
+
+    #[test]
+    fn equivariant_for_random_group_elements() {
+        for group in [
+            Group::builtin("O", &[3]).unwrap(),
+            Group::builtin("SO", &[3]).unwrap(),
+        ] {
+            let (rep_in, rep_out) = reps();
+            let layer = build_layer(&group, op(&group, &rep_in, &rep_out), rep_in.size(3), 3);
+            assert_equivariant(&layer, &group, |g| (rep_in.rho(g), rep_out.rho(g)));
+        }
+    }
+
+    #[test]
+    fn equivariant_over_the_lorentz_group() {
+        let group = Group::builtin("Lorentz", &[]).unwrap();
+        let rep_in = Rep::Sum(vec![Rep::V.times(2), Rep::Scalar]);
+        let rep_out = Rep::Sum(vec![Rep::Scalar.times(3), Rep::V, Rep::V.pow(2)]);
+        let layer = build_layer(&group, op(&group, &rep_in, &rep_out), rep_in.size(4), 5);
+        assert_equivariant(&layer, &group, |g| (rep_in.rho(g), rep_out.rho(g)));
+    }
+
+    #[test]
+    fn weights_span_every_equivariant_map() {
+        // The map from weight parameters to the dense matrix W must be injective
+        // and its image must have the dimension of the equivariant space.
+        let group = Group::builtin("O", &[3]).unwrap();
+        let (rep_in, rep_out) = reps();
+        let (n_in, n_out) = (rep_in.size(3), rep_out.size(3));
+        let mut layer = build_layer(&group, op(&group, &rep_in, &rep_out), n_in, 3);
+        let dev = Cpu::default();
+        let identity = dev.tensor_from_vec(
+            (0..n_in * n_in)
+                .map(|k| if k % (n_in + 1) == 0 { 1.0 } else { 0.0 })
+                .collect(),
+            (n_in, n_in),
+        );
+        let Layer::Equivariant(l) = &mut layer else {
+            unreachable!()
+        };
+        for p in l.params_mut() {
+            p.set(&vec![0.0; p.len()]);
+        }
+        let mut columns = Vec::new();
+        for k in 0..l.params().count() {
+            let (name, len) = l
+                .params()
+                .nth(k)
+                .map(|p| (p.name().to_string(), p.len()))
+                .unwrap();
+            if !name.contains(".weight.") {
+                continue;
+            }
+            for i in 0..len {
+                let mut unit = vec![0.0; len];
+                unit[i] = 1.0;
+                l.params_mut().nth(k).unwrap().set(&unit);
+                // Rows of the output for unit inputs are the columns of W.
+                columns.push(host(&l.forward(identity.clone()).unwrap()));
+            }
+            l.params_mut().nth(k).unwrap().set(&vec![0.0; len]);
+        }
+        let matrix = DMatrix::from_fn(n_in * n_out, columns.len(), |r, c| columns[c][r] as f64);
+        let dimension = crate::group::equivariant_basis(&group, &rep_in, &rep_out)
+            .unwrap()
+            .len();
+        assert_eq!(columns.len(), dimension);
+        assert_eq!(matrix.rank(1e-4), dimension);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let group = Group::builtin("O", &[3]).unwrap();
+        let (rep_in, rep_out) = reps();
+        let mut layer = build_layer(&group, op(&group, &rep_in, &rep_out), rep_in.size(3), 4);
+        check_gradients(&mut layer, 3, rep_in.size(3));
+    }
+
+    #[test]
+    fn a_wrong_basis_count_is_an_error() {
+        let group = Group::builtin("O", &[3]).unwrap();
+        let (rep_in, rep_out) = reps();
+        let Op::EquivariantLinear { basis, bias, .. } = op(&group, &rep_in, &rep_out) else {
+            unreachable!()
+        };
+        let mut solver = BasisSolver::new(&group);
+        let mut rng = rand::SeedableRng::seed_from_u64(0);
+        let dev = Cpu::default();
+        let result = EquivariantLinear::new(
+            &dev,
+            1,
+            &mut solver,
+            (&rep_in, &rep_out),
+            (basis + 1, bias),
+            &mut rng,
+        );
+        assert!(
+            matches!(result, Err(BackendError::ShapeMismatch { expected, found, .. }) if expected == basis + 1 && found == basis)
+        );
+    }
+}

@@ -1,0 +1,602 @@
+//! The planner: a checked [`Spec`] → one [`ModelGraph`] per model.
+//!
+//! For each symmetry it keeps the strategy the spec chose (or the documented
+//! default, [`SymmetryKind::default_strategy`]), records one line saying why, and
+//! builds the network that strategy asks for:
+//!
+//! | strategy | nodes |
+//! | --- | --- |
+//! | none, `loss`, `soft`, `augment`, no symmetry | MLP: `Linear` + `Activation` per hidden layer, then `Linear` |
+//! | `architecture` on a group | EMLP: per layer `EquivariantLinear` to hidden rep + gates, `Gated`; then `EquivariantLinear` to the output rep |
+//! | `hamiltonian` / `lagrangian` on `time` | one `Hamiltonian` / `Lagrangian` node |
+//! | `graph` on `translation` / `permutation` | one `GraphNetwork` node |
+//! | `group_conv` on `rotation(4)` (+ `reflection`) | `GroupConv` (p4 / p4m) with invariant pooling, then `Linear` |
+//! | `learn(...)` | the input alone: the generators are the result |
+//!
+//! Regularisers: `loss` adds `SampledEquivariance` for groups that act
+//! orthogonally (sampling their elements is well defined) and `LieDerivative`
+//! for the others (random elements of a non-compact group are unbounded, its
+//! generators are not); `soft` adds `SoftPrior`.
+
+use super::emlp::{gate_count, uniform_rep};
+use super::validate::{validate, ValidationError};
+use super::*;
+use crate::group::{BasisSolver, Group, GroupError, Rep};
+use crate::lang::{Diagnostic, Model, Net, Port, Span, Spec, Symmetry, SymmetryKind};
+use std::collections::HashMap;
+
+/// Relative equivariance error an architectural strategy must stay under in
+/// `symc check`: float32 rounding through a few layers, with room to spare.
+const ARCHITECTURE_TOLERANCE: f64 = 1e-4;
+/// Non-orthogonal groups amplify rounding by the condition number of ρ(g).
+const NON_COMPACT_TOLERANCE: f64 = 1e-3;
+
+/// The MLP used when the spec has no `net` statement: the HNN paper's baseline.
+const DEFAULT_HIDDEN: [usize; 2] = [200, 200];
+/// EMLP's published width and depth.
+const DEFAULT_EMLP: (usize, usize) = (384, 3);
+/// Graph networks: two hidden layers in both the edge and the node network.
+const DEFAULT_GRAPH_HIDDEN: [usize; 2] = [128, 128];
+/// Group convolutions: two layers, 3×3 kernels.
+const DEFAULT_GCNN: ([usize; 2], usize) = ([16, 32], 3);
+
+/// What can go wrong while planning a checked spec.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// The group engine could not solve for an equivariant basis.
+    #[error("cannot build the equivariant layer {rep_in} → {rep_out} over `{group}`: {error}")]
+    Basis {
+        span: Span,
+        group: String,
+        rep_in: Rep,
+        rep_out: Rep,
+        error: GroupError,
+    },
+    /// The emitted graph broke an IR invariant (a planner bug, reported, not panicked on).
+    #[error("the planned graph is invalid: {error}")]
+    Invalid { span: Span, error: ValidationError },
+}
+
+impl From<&PlanError> for Diagnostic {
+    fn from(e: &PlanError) -> Diagnostic {
+        match e {
+            PlanError::Basis { span, group, .. } => Diagnostic::error(e.to_string())
+                .with_primary(*span, format!("the symmetry `{group}` is honoured here"))
+                .with_help("use fewer channels (`net emlp(channels = …)`) or `=> loss(...)`"),
+            PlanError::Invalid { span, .. } => Diagnostic::error(e.to_string())
+                .with_primary(*span, "in this model")
+                .with_note("this is a bug in symc's planner; please report it with the spec"),
+        }
+    }
+}
+
+/// Plans every model of a spec.
+pub fn plan(spec: &Spec) -> Result<Vec<ModelGraph>, Vec<PlanError>> {
+    let mut solvers = HashMap::new();
+    let (mut graphs, mut errors) = (Vec::new(), Vec::new());
+    for model in &spec.models {
+        match plan_model(spec, model, &mut solvers) {
+            Ok(g) => graphs.push(g),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(graphs)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Basis solvers by group name, shared across models so equal blocks solve once.
+type Solvers = HashMap<String, BasisSolver>;
+
+fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<ModelGraph, PlanError> {
+    let mut b = GraphBuilder { nodes: Vec::new() };
+    let n_in: usize = model.inputs.iter().map(Port::dim).sum();
+    let n_out: usize = model.outputs.iter().map(Port::dim).sum();
+    let input = b.push(Op::Input, None, n_in, 0, None);
+    let base = model
+        .symmetries
+        .iter()
+        .find(|s| is_architectural(&s.strategy));
+    // The checker proved that a symmetry's group is declared.
+    let base_group = base.and_then(|s| match &s.kind {
+        SymmetryKind::Group(g) => spec.group(g).map(|named| (named, s.span)),
+        _ => None,
+    });
+    let output = match (base.map(|s| (&s.kind, &s.strategy)), base_group) {
+        (_, Some((named, span))) => {
+            let (channels, layers) = match model.net {
+                Some(Net::Emlp { channels, layers }) => (channels, layers),
+                _ => DEFAULT_EMLP,
+            };
+            emlp(
+                &mut b,
+                solvers,
+                &named.name,
+                &named.group,
+                model,
+                (channels, layers),
+                span,
+            )?
+        }
+        (Some((SymmetryKind::Time, strategy)), _) => {
+            let (hidden, act) = mlp_net(model);
+            let coordinates = n_in / 2;
+            let params = mlp_params(n_in, &hidden, 1);
+            let op = if *strategy == Strategy::Lagrangian {
+                Op::Lagrangian {
+                    coordinates,
+                    hidden,
+                    act,
+                }
+            } else {
+                Op::Hamiltonian {
+                    coordinates,
+                    hidden,
+                    act,
+                }
+            };
+            b.push(op, Some(input), n_out, params, Some("time"))
+        }
+        (Some((SymmetryKind::Translation { .. } | SymmetryKind::Permutation { .. }, _)), _) => {
+            graph_network(&mut b, model, input, n_out)
+        }
+        (Some((SymmetryKind::Rotation(_) | SymmetryKind::Reflection, _)), _) => {
+            group_conv(&mut b, model, input, n_out)
+        }
+        (Some((SymmetryKind::Learn { .. }, _)), _) => input,
+        _ => {
+            let (hidden, act) = mlp_net(model);
+            mlp(&mut b, input, n_in, &hidden, act, n_out)
+        }
+    };
+
+    let mut losses = vec![LossTerm {
+        kind: match model.task {
+            Task::Classification { .. } => LossKind::CrossEntropy,
+            _ => LossKind::Mse,
+        },
+        weight: 1.0,
+    }];
+    let mut symmetries = Vec::new();
+    for s in &model.symmetries {
+        let compact = match &s.kind {
+            SymmetryKind::Group(g) => spec.group(g).map_or(true, |n| n.group.is_compact()),
+            _ => true,
+        };
+        if let SymmetryKind::Group(g) = &s.kind {
+            match s.strategy {
+                Strategy::Loss { weight, samples } => losses.push(LossTerm {
+                    kind: if compact {
+                        LossKind::SampledEquivariance {
+                            group: g.clone(),
+                            samples,
+                        }
+                    } else {
+                        LossKind::LieDerivative { group: g.clone() }
+                    },
+                    weight,
+                }),
+                Strategy::Soft { weight } => losses.push(LossTerm {
+                    kind: LossKind::SoftPrior { group: g.clone() },
+                    weight,
+                }),
+                _ => {}
+            }
+        }
+        let tolerance = is_architectural(&s.strategy)
+            .then_some(if compact {
+                ARCHITECTURE_TOLERANCE
+            } else {
+                NON_COMPACT_TOLERANCE
+            })
+            .filter(|_| !matches!(s.kind, SymmetryKind::Time | SymmetryKind::Learn { .. }));
+        symmetries.push(SymmetryPlan {
+            symmetry: s.text.clone(),
+            strategy: s.strategy.clone(),
+            reason: reason(s, compact),
+            tolerance,
+        });
+    }
+
+    let graph = ModelGraph {
+        model: model.name.clone(),
+        task: model.task.clone(),
+        inputs: model.inputs.iter().map(port).collect(),
+        outputs: model.outputs.iter().map(port).collect(),
+        groups: referenced_groups(spec, model, &b.nodes),
+        symmetries,
+        parameters: b.nodes.iter().map(|n| n.params).sum(),
+        nodes: b.nodes,
+        output,
+        losses,
+        data: model.data.clone(),
+        train: model.train.clone(),
+    };
+    validate(&graph).map_err(|error| PlanError::Invalid {
+        span: model.span,
+        error,
+    })?;
+    Ok(graph)
+}
+
+fn is_architectural(s: &Strategy) -> bool {
+    matches!(
+        s,
+        Strategy::Architecture
+            | Strategy::Hamiltonian
+            | Strategy::Lagrangian
+            | Strategy::Graph
+            | Strategy::GroupConv
+            | Strategy::Operator
+            | Strategy::Latent
+            | Strategy::Invariance
+    )
+}
+
+/// The one-line reason recorded for a symmetry's strategy.
+fn reason(s: &Symmetry, compact: bool) -> String {
+    let why = match (&s.kind, &s.strategy) {
+        (SymmetryKind::Group(g), Strategy::Architecture) => format!(
+            "EMLP layers whose weights span the equivariant basis of `{g}` are equivariant by construction"
+        ),
+        (_, Strategy::Hamiltonian) => {
+            "the output is the symplectic gradient of a learned H(q, p), so H is conserved".into()
+        }
+        (_, Strategy::Lagrangian) => {
+            "the output solves the Euler–Lagrange equations of a learned L(q, q̇), so energy is conserved".into()
+        }
+        (_, Strategy::Graph) => {
+            "messages depend on relative positions and are summed over bodies: invariant to shifts and relabelling".into()
+        }
+        (SymmetryKind::Reflection, Strategy::GroupConv) => {
+            "p4m group convolutions with invariant pooling are exactly invariant to mirroring".into()
+        }
+        (_, Strategy::GroupConv) => {
+            "p4 group convolutions with invariant pooling are exactly invariant to quarter turns".into()
+        }
+        (_, Strategy::Loss { .. }) if compact => {
+            "an MLP penalised by the equivariance error at sampled group elements".into()
+        }
+        (_, Strategy::Loss { .. }) => {
+            "an MLP penalised by its Lie derivative: elements of a non-compact group cannot be sampled uniformly".into()
+        }
+        (_, Strategy::Soft { .. }) => "an MLP pulled towards equivariance by a soft prior".into(),
+        (_, Strategy::Augment { .. }) => {
+            "an MLP trained on transformed copies of each sample; equivariance is learned, not guaranteed".into()
+        }
+        (_, Strategy::Operator) => {
+            "learns generators G with x′ ≈ exp(Σ tᵢGᵢ)x from the pairs".into()
+        }
+        (_, Strategy::Latent) => "learns generators acting on a learned latent space".into(),
+        (_, Strategy::Invariance) => "learns generators that leave the data distribution invariant".into(),
+        _ => "a plain MLP with no symmetry built in: the baseline".into(),
+    };
+    let who = if s.explicit {
+        "the spec asks for it"
+    } else {
+        "the default for this symmetry"
+    };
+    format!("{who}: {why}")
+}
+
+struct GraphBuilder {
+    nodes: Vec<Node>,
+}
+
+impl GraphBuilder {
+    fn push(
+        &mut self,
+        op: Op,
+        input: Option<usize>,
+        out_dim: usize,
+        params: usize,
+        constraint: Option<&str>,
+    ) -> usize {
+        let id = self.nodes.len();
+        self.nodes.push(Node {
+            id,
+            op,
+            inputs: input.into_iter().collect(),
+            out_dim,
+            params,
+            constraint: constraint.map(String::from),
+        });
+        id
+    }
+}
+
+fn mlp_net(model: &Model) -> (Vec<usize>, Activation) {
+    match &model.net {
+        Some(Net::Mlp { hidden, act }) => (hidden.clone(), *act),
+        _ => (DEFAULT_HIDDEN.to_vec(), Activation::Tanh),
+    }
+}
+
+/// Parameters of a dense network `inp → hidden… → out` with biases.
+fn mlp_params(inp: usize, hidden: &[usize], out: usize) -> usize {
+    let widths: Vec<usize> = std::iter::once(inp)
+        .chain(hidden.iter().copied())
+        .chain([out])
+        .collect();
+    widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+}
+
+fn mlp(
+    b: &mut GraphBuilder,
+    input: usize,
+    n_in: usize,
+    hidden: &[usize],
+    act: Activation,
+    n_out: usize,
+) -> usize {
+    let mut prev = (input, n_in);
+    for &h in hidden {
+        let lin = b.push(
+            Op::Linear {
+                inp: prev.1,
+                out: h,
+                bias: true,
+            },
+            Some(prev.0),
+            h,
+            prev.1 * h + h,
+            None,
+        );
+        prev = (
+            b.push(Op::Activation { kind: act }, Some(lin), h, 0, None),
+            h,
+        );
+    }
+    b.push(
+        Op::Linear {
+            inp: prev.1,
+            out: n_out,
+            bias: true,
+        },
+        Some(prev.0),
+        n_out,
+        prev.1 * n_out + n_out,
+        None,
+    )
+}
+
+/// The sum of the ports' representations, as one value.
+fn ports_rep(ports: &[Port]) -> Rep {
+    let mut reps: Vec<Rep> = ports
+        .iter()
+        .filter_map(|p| p.rep.as_ref().map(|r| r.1.clone()))
+        .collect();
+    if reps.len() == 1 {
+        reps.remove(0)
+    } else {
+        Rep::Sum(reps)
+    }
+}
+
+fn emlp(
+    b: &mut GraphBuilder,
+    solvers: &mut Solvers,
+    name: &str,
+    group: &Group,
+    model: &Model,
+    (channels, layers): (usize, usize),
+    span: Span,
+) -> Result<usize, PlanError> {
+    let solver = solvers
+        .entry(name.to_string())
+        .or_insert_with(|| BasisSolver::new(group));
+    let n = group.n();
+    let mut solve = |rep_in: &Rep, rep_out: &Rep| -> Result<(usize, usize), PlanError> {
+        let err = |error| PlanError::Basis {
+            span,
+            group: name.to_string(),
+            rep_in: rep_in.clone(),
+            rep_out: rep_out.clone(),
+            error,
+        };
+        let basis = solver.blocks(rep_in, rep_out).map_err(err)?.dimension();
+        let bias = solver
+            .blocks(&Rep::Scalar, rep_out)
+            .map_err(err)?
+            .dimension();
+        Ok((basis, bias))
+    };
+    let hidden = uniform_rep(channels, n, group.is_compact());
+    let gates = gate_count(&hidden);
+    let gated = match gates {
+        0 => hidden.clone(),
+        _ => Rep::Sum(vec![hidden.clone(), Rep::Scalar.times(gates)]),
+    };
+    let mut prev = (0, ports_rep(&model.inputs));
+    for _ in 0..layers {
+        let (basis, bias) = solve(&prev.1, &gated)?;
+        let op = Op::EquivariantLinear {
+            group: name.into(),
+            rep_in: prev.1.clone(),
+            rep_out: gated.clone(),
+            basis,
+            bias,
+        };
+        let lin = b.push(op, Some(prev.0), gated.size(n), basis + bias, Some(name));
+        let op = Op::Gated {
+            group: name.into(),
+            rep: hidden.clone(),
+            gates,
+        };
+        prev = (
+            b.push(op, Some(lin), hidden.size(n), 0, Some(name)),
+            hidden.clone(),
+        );
+    }
+    let rep_out = ports_rep(&model.outputs);
+    let (basis, bias) = solve(&prev.1, &rep_out)?;
+    let op = Op::EquivariantLinear {
+        group: name.into(),
+        rep_in: prev.1,
+        rep_out: rep_out.clone(),
+        basis,
+        bias,
+    };
+    Ok(b.push(op, Some(prev.0), rep_out.size(n), basis + bias, Some(name)))
+}
+
+/// A message-passing block over bodies.
+///
+/// Body `i`'s features are row `i` of every input port, in port order; the first
+/// `dims` of them (the translated port's row) are its position. Messages
+/// `m_ij = φ_e(x_j − x_i, h_i, h_j)` (`h` the non-position features) are summed
+/// over `j ≠ i`, and `φ_n(h_i, Σ_j m_ij)` gives body `i`'s output row. `φ_e` is
+/// a dense network `dims + 2(features − dims) → hidden…` ending in the last hidden
+/// width; `φ_n` is `(features − dims) + hidden.last → hidden… → out/bodies`.
+fn graph_network(b: &mut GraphBuilder, model: &Model, input: usize, n_out: usize) -> usize {
+    let bodies = model.inputs.first().map_or(1, |p| p.shape[0]);
+    let features: usize = model
+        .inputs
+        .iter()
+        .map(|p| p.shape.get(1).copied().unwrap_or(0))
+        .sum();
+    let dims = model
+        .symmetries
+        .iter()
+        .find_map(|s| match &s.kind {
+            SymmetryKind::Translation { on } => model
+                .inputs
+                .iter()
+                .find(|p| on.contains(&p.name))
+                .map(|p| p.shape[1]),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let (hidden, act) = match &model.net {
+        Some(Net::Graph { hidden, act }) => (hidden.clone(), *act),
+        _ => (DEFAULT_GRAPH_HIDDEN.to_vec(), Activation::Swish),
+    };
+    let (last, edge_hidden) = hidden.split_last().map_or((0, &[][..]), |(l, h)| (*l, h));
+    let h = features - dims;
+    let params =
+        mlp_params(dims + 2 * h, edge_hidden, last) + mlp_params(h + last, &hidden, n_out / bodies);
+    let op = Op::GraphNetwork {
+        bodies,
+        dims,
+        features,
+        hidden,
+        act,
+    };
+    let constraint = model
+        .symmetries
+        .iter()
+        .filter(|s| s.strategy == Strategy::Graph)
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    b.push(op, Some(input), n_out, params, Some(&constraint))
+}
+
+/// p4 (or p4m with reflections) convolutions on a one-channel image, pooled over
+/// the group and the image, then a linear read-out.
+///
+/// Parameters: the lifting layer has `c₁·k²` weights and `c₁` biases; group layer
+/// `i` has `cᵢ·cᵢ₋₁·|G|·k²` weights and `cᵢ` biases, `|G|` = 4 (p4) or 8 (p4m).
+fn group_conv(b: &mut GraphBuilder, model: &Model, input: usize, n_out: usize) -> usize {
+    let (channels, kernel) = match &model.net {
+        Some(Net::Gcnn { channels, kernel }) => (channels.clone(), *kernel),
+        _ => (DEFAULT_GCNN.0.to_vec(), DEFAULT_GCNN.1),
+    };
+    let mirrored = model
+        .symmetries
+        .iter()
+        .any(|s| s.kind == SymmetryKind::Reflection && s.strategy == Strategy::GroupConv);
+    let (group, order) = if mirrored { ("p4m", 8) } else { ("p4", 4) };
+    let (height, width) = model
+        .inputs
+        .first()
+        .map_or((1, 1), |p| (p.shape[0], p.shape[1]));
+    let k2 = kernel * kernel;
+    let params: usize = channels
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if i == 0 {
+                c * k2 + c
+            } else {
+                c * channels[i - 1] * order * k2 + c
+            }
+        })
+        .sum();
+    let last = channels.last().copied().unwrap_or(1);
+    let op = Op::GroupConv {
+        group: group.into(),
+        channels,
+        kernel,
+        height,
+        width,
+        invariant: true,
+    };
+    let conv = b.push(op, Some(input), last, params, Some(group));
+    b.push(
+        Op::Linear {
+            inp: last,
+            out: n_out,
+            bias: true,
+        },
+        Some(conv),
+        n_out,
+        last * n_out + n_out,
+        None,
+    )
+}
+
+fn port(p: &Port) -> super::Port {
+    super::Port {
+        name: p.name.clone(),
+        dim: p.dim(),
+        rep: p.rep.as_ref().map(|(group, rep)| PortRep {
+            group: group.clone(),
+            rep: rep.clone(),
+        }),
+    }
+}
+
+/// Every group the graph refers to, in declaration order; `p4`/`p4m` from the engine's C(4)/D(4).
+fn referenced_groups(spec: &Spec, model: &Model, nodes: &[Node]) -> Vec<GroupDef> {
+    let mut names: Vec<&str> = Vec::new();
+    for p in model.inputs.iter().chain(&model.outputs) {
+        if let Some((g, _)) = &p.rep {
+            names.push(g);
+        }
+    }
+    for s in &model.symmetries {
+        if let SymmetryKind::Group(g) = &s.kind {
+            names.push(g);
+        }
+    }
+    let mut defs: Vec<GroupDef> = spec
+        .groups
+        .iter()
+        .filter(|g| names.contains(&g.name.as_str()))
+        .map(|g| group_def(&g.name, &g.group))
+        .collect();
+    for node in nodes {
+        if let Op::GroupConv { group, .. } = &node.op {
+            let (family, order) = if group == "p4m" { ("D", 4) } else { ("C", 4) };
+            if let Ok(g) = Group::builtin(family, &[order]) {
+                defs.push(group_def(group, &g));
+            }
+        }
+    }
+    defs
+}
+
+fn group_def(name: &str, g: &Group) -> GroupDef {
+    let rows = |m: &nalgebra::DMatrix<f64>| -> Vec<Vec<f64>> {
+        m.row_iter().map(|r| r.iter().copied().collect()).collect()
+    };
+    GroupDef {
+        name: name.to_string(),
+        n: g.n(),
+        lie: g.lie().iter().map(rows).collect(),
+        discrete: g.discrete().iter().map(rows).collect(),
+    }
+}

@@ -1,0 +1,219 @@
+//! `symc train` and `symc check` end to end, on specs small enough to train in a second.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A scratch folder removed when the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!("symc-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch(path)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn symc(args: &[&str], dir: &Path) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_symc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// An MLP on a small inertia data set, with O(3) declared but not built in.
+const TINY: &str = "\
+group O3 = O(3)
+
+model tiny {
+  data     builtin.inertia(train = 64, val = 32, test = 32, seed = 0)
+  input    x: 5*scalar + 5*V over O3
+  output   y: V^2 over O3
+  symmetry O3 => none
+  net      mlp(hidden = [16], act = tanh)
+  train    (steps = 6, lr = 3e-3, batch = 32, seed = 0)
+}
+";
+
+#[test]
+fn train_writes_a_run_folder_that_check_certifies() {
+    let scratch = Scratch::new("train-check");
+    scratch.write("tiny.sym", TINY);
+    let trained = symc(
+        &["train", "tiny.sym", "--out", "run", "--seed", "3"],
+        &scratch.0,
+    );
+    assert_eq!(trained.code, 0, "{}", trained.stderr);
+    assert!(
+        trained.stdout.contains("trained `tiny`: 6 steps"),
+        "{}",
+        trained.stdout
+    );
+    // Not a terminal: one plain progress line per validation here (epochs of 2 steps).
+    assert!(trained.stderr.contains("step 6/6"), "{}", trained.stderr);
+
+    let run = scratch.0.join("run");
+    for file in [
+        "graph.yaml",
+        "weights.safetensors",
+        "history.csv",
+        "loss.png",
+        "report.yaml",
+    ] {
+        assert!(run.join(file).is_file(), "missing {file}");
+    }
+    let report = std::fs::read_to_string(run.join("report.yaml")).unwrap();
+    for key in [
+        "train_mse:",
+        "test_mse:",
+        "steps: 6",
+        "seconds:",
+        "steps_per_second:",
+        "parameters: 489",
+        "seed: 3",
+    ] {
+        assert!(report.contains(key), "report lacks `{key}`:\n{report}");
+    }
+    assert!(report.contains("equivariance_error:\n  O3: "), "{report}");
+    let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 4, "{history}");
+
+    let checked = symc(
+        &[
+            "check",
+            "tiny.sym",
+            "--run",
+            "run",
+            "--samples",
+            "5",
+            "--seed",
+            "1",
+        ],
+        &scratch.0,
+    );
+    assert_eq!(checked.code, 0, "{}", checked.stderr);
+    assert!(
+        checked
+            .stdout
+            .contains("32 test points x 5 group elements (seed 1)"),
+        "{}",
+        checked.stdout
+    );
+    let row = checked
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("O3 "))
+        .unwrap();
+    assert!(row.contains(" none ") && row.ends_with("measured"), "{row}");
+
+    // Holding the same model to a tolerance it cannot meet fails the certificate.
+    let graph = std::fs::read_to_string(run.join("graph.yaml")).unwrap();
+    let strict = graph.replace(
+        "  strategy: none\n",
+        "  strategy: none\n  tolerance: 1.0e-9\n",
+    );
+    assert_ne!(strict, graph);
+    std::fs::write(run.join("graph.yaml"), strict).unwrap();
+    let failed = symc(
+        &["check", "tiny.sym", "--run", "run", "--samples", "5"],
+        &scratch.0,
+    );
+    assert_eq!(failed.code, 1, "{}", failed.stdout);
+    assert!(
+        failed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("O3 ") && l.ends_with("FAIL")),
+        "{}",
+        failed.stdout
+    );
+    assert!(
+        failed
+            .stderr
+            .contains("equivariance error above tolerance for O3"),
+        "{}",
+        failed.stderr
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_history_and_weights() {
+    let scratch = Scratch::new("determinism");
+    scratch.write("tiny.sym", TINY);
+    for out in ["a", "b"] {
+        let trained = symc(&["train", "tiny.sym", "--out", out], &scratch.0);
+        assert_eq!(trained.code, 0, "{}", trained.stderr);
+    }
+    let read = |run: &str, file: &str| std::fs::read(scratch.0.join(run).join(file)).unwrap();
+    assert_eq!(read("a", "history.csv"), read("b", "history.csv"));
+    assert_eq!(
+        read("a", "weights.safetensors"),
+        read("b", "weights.safetensors")
+    );
+    let again = symc(&["train", "tiny.sym", "--out", "a"], &scratch.0);
+    assert_eq!(again.code, 1);
+    assert!(
+        again.stderr.contains("already holds a run"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn csv_defects_and_missing_cuda_are_reported() {
+    let scratch = Scratch::new("errors");
+    scratch.write("points.csv", "a,b,y\n1,2,3\n4,,6\n");
+    let spec = TINY
+        .replace(
+            "builtin.inertia(train = 64, val = 32, test = 32, seed = 0)",
+            "file(\"points.csv\", inputs = 2, outputs = 1)",
+        )
+        .replace("5*scalar + 5*V over O3", "R^2")
+        .replace("V^2 over O3", "R^1")
+        .replace("  symmetry O3 => none\n", "");
+    scratch.write("csv.sym", &spec);
+    let failed = symc(&["train", "csv.sym", "--out", "run"], &scratch.0);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed
+            .stderr
+            .contains("points.csv:3, column 2: `b`: missing value"),
+        "{}",
+        failed.stderr
+    );
+
+    scratch.write("tiny.sym", TINY);
+    let cuda = symc(&["train", "tiny.sym", "--device", "cuda"], &scratch.0);
+    assert_eq!(cuda.code, 1);
+    let expected = if cfg!(feature = "cuda") {
+        "CPU only"
+    } else {
+        "--features cuda"
+    };
+    assert!(cuda.stderr.contains(expected), "{}", cuda.stderr);
+}
