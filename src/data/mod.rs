@@ -16,6 +16,7 @@
 //! | `inertia` | m₁…m₅, r₁…r₅ | 9 | y = Σᵢ mᵢ(‖rᵢ‖² I − rᵢrᵢᵀ) row-major, mᵢ = softplus(N(0, 1)), rᵢ ~ N(0, I₃) |
 //! | `modified_inertia` | as `inertia` | 9 | y = I + 0.3 (I e₃) e₃ᵀ with I the inertia tensor: only rotations about e₃ (and z ↦ −z) keep it |
 //! | `lorentz` | p₁…p₄ ∈ R⁴ | 1 | electron–muon scattering amplitude, p ~ N(0, I)/4 (see [`builtin`]) |
+//! | `nbody_spring` | n bodies' (x, p) | (ẋ, ṗ) | unit masses joined pairwise by unit springs, RK4 trajectories |
 //! | `digits` | 8×8 pixels | class | the 1797 handwritten digits of UCI's optdigits test set; parameters `val_fraction`, `test_fraction`, `seed` |
 //!
 //! Names not listed here are looked up among the physical systems of
@@ -23,6 +24,7 @@
 
 mod csv;
 mod generators;
+mod nbody;
 mod standardize;
 pub mod systems;
 
@@ -134,7 +136,9 @@ pub enum DataError {
 /// assert!(symc::data::builtin("no_such_data", &params).is_err());
 /// ```
 pub fn builtin(name: &str, params: &BTreeMap<String, f64>) -> Result<Splits, DataError> {
-    if let Some(generated) = generators::generate(name, params) {
+    if let Some(generated) =
+        generators::generate(name, params).or_else(|| nbody::generate(name, params))
+    {
         return generated;
     }
     systems::builtin(name, params).unwrap_or_else(|| Err(DataError::UnknownBuiltin(name.into())))

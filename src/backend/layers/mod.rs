@@ -7,6 +7,8 @@
 mod activation;
 mod equivariant;
 mod gated;
+mod graph;
+mod group_conv;
 mod linear;
 
 use super::kernels::tape::{concat_columns, HostDevice, Mat};
@@ -17,6 +19,8 @@ use crate::plan::{GroupDef, ModelGraph, Node, Op};
 use dfdx::prelude::*;
 use equivariant::EquivariantLinear;
 use gated::{Gate, Gated};
+use graph::{GraphNet, GraphShape};
+use group_conv::{ConvNet, ConvShape};
 use linear::Linear;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -73,6 +77,9 @@ pub(crate) enum Layer<D: HostDevice> {
     Activation(crate::plan::Activation),
     Equivariant(EquivariantLinear<D>),
     Gated(Gated),
+    /// `Op::Conv` and `Op::GroupConv`.
+    Conv(ConvNet<D>),
+    Graph(GraphNet<D>),
 }
 
 impl<D: HostDevice> Layer<D> {
@@ -125,6 +132,58 @@ impl<D: HostDevice> Layer<D> {
                 expect_input(layer.in_width())?;
                 Layer::Gated(layer)
             }
+            Op::GroupConv {
+                group,
+                channels,
+                kernel,
+                height,
+                width: w,
+                invariant,
+            } => {
+                let shape = ConvShape {
+                    group: Some(group),
+                    channels,
+                    kernel: *kernel,
+                    height: *height,
+                    width: *w,
+                    pooled: *invariant,
+                };
+                Layer::Conv(ConvNet::new(cx.device, node.id, shape, width, &mut cx.rng)?)
+            }
+            Op::GraphNetwork {
+                bodies,
+                dims,
+                features,
+                hidden,
+                act,
+            } => {
+                expect_input(bodies * features)?;
+                let shape = GraphShape {
+                    bodies: *bodies,
+                    dims: *dims,
+                    features: *features,
+                    hidden,
+                    act: *act,
+                    out_dim: node.out_dim,
+                };
+                Layer::Graph(GraphNet::new(cx.device, node.id, shape, &mut cx.rng)?)
+            }
+            Op::Conv {
+                channels,
+                kernel,
+                height,
+                width: w,
+            } => {
+                let shape = ConvShape {
+                    group: None,
+                    channels,
+                    kernel: *kernel,
+                    height: *height,
+                    width: *w,
+                    pooled: true,
+                };
+                Layer::Conv(ConvNet::new(cx.device, node.id, shape, width, &mut cx.rng)?)
+            }
             other => {
                 return Err(BackendError::Unsupported {
                     op: op_name(other).into(),
@@ -140,6 +199,8 @@ impl<D: HostDevice> Layer<D> {
             Layer::Linear(l) => l.out_width(),
             Layer::Equivariant(l) => l.out_width(),
             Layer::Gated(l) => l.out_width(),
+            Layer::Conv(c) => c.out_width(),
+            Layer::Graph(g) => g.out_width(),
             Layer::Input | Layer::Fused | Layer::Activation(_) => width,
         }
     }
@@ -151,12 +212,16 @@ impl<D: HostDevice> Layer<D> {
             Layer::Activation(kind) => activation::forward(*kind, x),
             Layer::Equivariant(l) => l.forward(x),
             Layer::Gated(l) => l.forward(x),
+            Layer::Conv(c) => c.forward(x),
+            Layer::Graph(g) => g.forward(x),
         }
     }
 
     pub(crate) fn params(&self) -> Vec<&Param<D>> {
         match self {
             Layer::Linear(l) => l.params().collect(),
+            Layer::Conv(c) => c.params().collect(),
+            Layer::Graph(g) => g.params().collect(),
             Layer::Equivariant(l) => l.params().collect(),
             Layer::Input | Layer::Fused | Layer::Activation(_) | Layer::Gated(_) => Vec::new(),
         }
@@ -165,6 +230,8 @@ impl<D: HostDevice> Layer<D> {
     pub(crate) fn params_mut(&mut self) -> Vec<&mut Param<D>> {
         match self {
             Layer::Linear(l) => l.params_mut().collect(),
+            Layer::Conv(c) => c.params_mut().collect(),
+            Layer::Graph(g) => g.params_mut().collect(),
             Layer::Equivariant(l) => l.params_mut().collect(),
             Layer::Input | Layer::Fused | Layer::Activation(_) | Layer::Gated(_) => Vec::new(),
         }
@@ -468,6 +535,16 @@ pub(crate) mod testing {
     /// Checks the tape's gradients of L = Σ wᵢⱼ yᵢⱼ (w fixed and random) with
     /// respect to the input and every parameter against central differences.
     pub(crate) fn check_gradients(layer: &mut Layer<Cpu>, rows: usize, cols: usize) {
+        check_gradients_with_step(layer, rows, cols, 1e-2);
+    }
+
+    /// [`check_gradients`] with central differences of step `h`.
+    pub(crate) fn check_gradients_with_step(
+        layer: &mut Layer<Cpu>,
+        rows: usize,
+        cols: usize,
+        h: f32,
+    ) {
         let dev = Cpu::default();
         let xs = random_matrix(rows, cols, 1);
         let x = dev.tensor_from_vec(xs.clone(), (rows, cols));
@@ -480,7 +557,6 @@ pub(crate) mod testing {
             let y = host(&layer.forward(x).unwrap());
             y.iter().zip(&w).map(|(y, w)| *y as f64 * *w as f64).sum()
         };
-        let h = 1e-2f32;
         let tolerance = |analytic: f32| 3e-3 * (1.0 + analytic.abs() as f64);
         let gx = grads.get(&x).as_vec();
         for i in 0..xs.len() {
