@@ -476,8 +476,9 @@ fn graph_network(
         .unwrap_or(0);
     let (last, edge_hidden) = hidden.split_last().map_or((0, &[][..]), |(l, h)| (*l, h));
     let h = features - dims;
-    let params =
-        mlp_params(dims + 2 * h, edge_hidden, last) + mlp_params(h + last, &hidden, n_out / bodies);
+    // The edge model reads the relative position, the distance and both bodies' features.
+    let params = mlp_params(dims + 1 + 2 * h, edge_hidden, last)
+        + mlp_params(h + last, &hidden, n_out / bodies);
     let op = Op::GraphNetwork {
         bodies,
         dims,
