@@ -7,8 +7,16 @@
 //! `Tape::add_backward_op`. dfdx's per-op CPU kernels are used only for the
 //! loss on the small output. No dfdx type appears in this module's public API.
 //!
-//! Parameter names are `n{node}.{kind}`, e.g. `n3.weight` (`[out, inp]`) and
-//! `n3.bias` (`[out]`) for a `Linear` node with id 3.
+//! `EquivariantLinear` keeps each weight in block form (Σ Cₖ ⊗ Bₖ per pair of
+//! canonical summands, with the group engine's small bases Bₖ and trainable
+//! channel mixings Cₖ), so its step costs about what a dense layer of the same
+//! channel count costs; the full weight matrix is never formed. `Gated` and
+//! `NormNonlinearity` are EMLP's equivariant nonlinearities.
+//!
+//! Parameter names are `n{node}.{kind}`: `n3.weight` (`[out, inp]`) and
+//! `n3.bias` (`[out]`) for a `Linear` node with id 3; `n3.weight.{j}` and
+//! `n3.bias.{j}` for output summand j of an `EquivariantLinear` (see its
+//! module for the layouts).
 //!
 //! ```
 //! use symc::backend::{Batch, Model};

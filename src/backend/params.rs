@@ -13,28 +13,22 @@ pub(crate) struct Param<D: HostDevice> {
     tensor: Tensor<(usize,), f32, D>,
 }
 
-/// How a parameter's initial values are drawn.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Init {
-    /// U(−a, a).
-    Uniform(f32),
-}
-
 impl<D: HostDevice> Param<D> {
-    /// A parameter drawn from `init` with `rng` (the model's one seeded stream,
-    /// so values depend only on the seed and the layer order).
+    /// A parameter drawn from U(−bound, bound) with `rng` (the model's one
+    /// seeded stream, so values depend only on the seed and the layer order).
+    /// `bound` must be positive.
     pub(crate) fn new(
         device: &D,
         name: String,
         shape: Vec<usize>,
-        init: Init,
+        bound: f32,
         rng: &mut StdRng,
     ) -> Result<Self, BackendError> {
         let len = shape.iter().product();
-        let values: Vec<f32> = match init {
-            Init::Uniform(a) if a > 0.0 => Uniform::new(-a, a).sample_iter(rng).take(len).collect(),
-            Init::Uniform(_) => vec![0.0; len],
-        };
+        let values: Vec<f32> = Uniform::new(-bound, bound)
+            .sample_iter(rng)
+            .take(len)
+            .collect();
         let tensor = device
             .try_tensor_from_vec(values, (len,))
             .map_err(BackendError::device)?;

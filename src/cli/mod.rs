@@ -6,7 +6,9 @@
 
 mod basis;
 mod build;
+mod check;
 mod explain;
+mod train;
 
 use crate::plan::ModelGraph;
 use clap::{Parser, Subcommand};
@@ -31,6 +33,8 @@ struct Cli {
 pub enum Command {
     Build(build::BuildArgs),
     Explain(explain::ExplainArgs),
+    Train(train::TrainArgs),
+    Check(check::CheckArgs),
     Basis(basis::BasisArgs),
 }
 
@@ -92,6 +96,8 @@ pub fn execute(command: Command) -> Result<(), CliError> {
     match command {
         Command::Build(args) => build::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Check(args) => check::run(args),
         Command::Basis(args) => basis::run(args),
     }
 }

@@ -4,7 +4,7 @@ use super::canonical::{Layout, Term};
 use super::error::GroupError;
 use super::matrix_group::Group;
 use super::rep::Rep;
-use super::solve::{solve_pair, PairSolver};
+use super::solve::{Strategy, STRUCTURED_LIMIT};
 use nalgebra::DMatrix;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -146,7 +146,7 @@ impl BlockBasis {
 /// ```
 pub struct BasisSolver {
     group: Group,
-    strategy: PairSolver,
+    strategy: Strategy,
     cache: HashMap<(Term, Term), Arc<[DMatrix<f64>]>>,
 }
 
@@ -155,7 +155,7 @@ impl BasisSolver {
     pub fn new(group: &Group) -> BasisSolver {
         BasisSolver {
             group: group.clone(),
-            strategy: PairSolver::new(group),
+            strategy: Strategy::for_group(group),
             cache: HashMap::new(),
         }
     }
@@ -168,6 +168,15 @@ impl BasisSolver {
     /// The block form of the equivariant maps from `rep_in` to `rep_out`.
     pub fn blocks(&mut self, rep_in: &Rep, rep_out: &Rep) -> Result<BlockBasis, GroupError> {
         let n = self.group.n();
+        for rep in [rep_in, rep_out] {
+            let size = rep.size(n);
+            if size > STRUCTURED_LIMIT {
+                return Err(GroupError::RepTooLarge {
+                    size,
+                    limit: STRUCTURED_LIMIT,
+                });
+            }
+        }
         let (input, output) = (rep_in.layout(n), rep_out.layout(n));
         let mut blocks = Vec::new();
         for (o, so) in output.summands.iter().enumerate() {
@@ -194,7 +203,7 @@ impl BasisSolver {
         if let Some(hit) = self.cache.get(&key) {
             return Ok(Arc::clone(hit));
         }
-        let solved: Arc<[DMatrix<f64>]> = solve_pair(&self.strategy, &self.group, out, inp)?.into();
+        let solved: Arc<[DMatrix<f64>]> = self.strategy.solve(&self.group, out, inp)?.into();
         self.cache.insert(key, Arc::clone(&solved));
         Ok(solved)
     }
@@ -244,4 +253,33 @@ pub fn solve_timed(group: &Group, rep_in: &Rep, rep_out: &Rep) -> Result<TimedSo
         seconds: start.elapsed().as_secs_f64(),
         blocks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Layers of one network share base pairs: the second call reuses the
+    /// first call's solution instead of solving again.
+    #[test]
+    fn solved_pairs_are_shared_across_calls() {
+        let so3 = Group::builtin("SO", &[3]).unwrap();
+        let mut solver = BasisSolver::new(&so3);
+        let hidden = Rep::Sum(vec![Rep::Scalar.times(4), Rep::V.pow(2).times(4)]);
+        let first = solver.blocks(&Rep::V.pow(2), &hidden).unwrap();
+        let second = solver.blocks(&hidden, &hidden).unwrap();
+        let t2_to_t2 = |b: &BlockBasis| {
+            b.blocks
+                .iter()
+                .find(|blk| {
+                    b.input.summands[blk.input].rep == Rep::V.pow(2)
+                        && b.output.summands[blk.output].rep == Rep::V.pow(2)
+                })
+                .map(|blk| Arc::clone(&blk.basis))
+                .unwrap()
+        };
+        assert!(Arc::ptr_eq(&t2_to_t2(&first), &t2_to_t2(&second)));
+        // scalar↔scalar 1, scalar↔T2 1 each way, T2→T2 3; times 4·4 channels.
+        assert_eq!(second.dimension(), 16 * (1 + 1 + 1 + 3));
+    }
 }

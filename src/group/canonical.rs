@@ -85,6 +85,50 @@ fn terms(rep: &Rep, n: usize, dual: bool) -> Vec<(Term, Vec<usize>)> {
     }
 }
 
+/// How many times each term occurs in `rep`, without positions, so that
+/// canonical forms of huge representations stay cheap.
+fn term_counts(rep: &Rep, dual: bool) -> BTreeMap<Term, usize> {
+    let scalar = || BTreeMap::from([(Term(vec![]), 1)]);
+    let tensor = |a: &BTreeMap<Term, usize>, b: &BTreeMap<Term, usize>| {
+        let mut out = BTreeMap::new();
+        for (ta, ka) in a {
+            for (tb, kb) in b {
+                let mut atoms = ta.0.clone();
+                atoms.extend(&tb.0);
+                let k: &mut usize = out.entry(Term(atoms)).or_default();
+                *k = k.saturating_add(ka.saturating_mul(*kb));
+            }
+        }
+        out
+    };
+    match rep {
+        Rep::Scalar => scalar(),
+        Rep::V => BTreeMap::from([(Term(vec![if dual { Atom::Dual } else { Atom::V }]), 1)]),
+        Rep::Dual(r) => term_counts(r, !dual),
+        Rep::Sum(rs) => {
+            let mut out = BTreeMap::new();
+            for r in rs {
+                for (t, k) in term_counts(r, dual) {
+                    let total: &mut usize = out.entry(t).or_default();
+                    *total = total.saturating_add(k);
+                }
+            }
+            out
+        }
+        Rep::Mul(k, r) => term_counts(r, dual)
+            .into_iter()
+            .map(|(t, c)| (t, c.saturating_mul(*k)))
+            .collect(),
+        Rep::Tensor(rs) => rs
+            .iter()
+            .fold(scalar(), |acc, r| tensor(&acc, &term_counts(r, dual))),
+        Rep::Pow(r, k) => {
+            let base = term_counts(r, dual);
+            (0..*k).fold(scalar(), |acc, _| tensor(&acc, &base))
+        }
+    }
+}
+
 /// Terms of a direct sum: each part's positions shifted past the parts before it.
 fn concat(
     parts: impl Iterator<Item = (Vec<(Term, Vec<usize>)>, usize)>,
@@ -123,7 +167,7 @@ fn tensor(
     out
 }
 
-/// A run of equal terms in a canonical layout.
+/// All copies of one term in a canonical layout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summand {
     /// The base representation: a tensor product of `V` and `V*`, or `scalar`.
@@ -202,14 +246,12 @@ impl Rep {
     /// assert_eq!(b.canonical().to_string(), "(V*)^2");
     /// ```
     pub fn canonical(&self) -> Rep {
-        // The size of V does not change the terms, only their positions.
-        let mut parts: Vec<Rep> = self
-            .layout(1)
-            .summands
+        let mut parts: Vec<Rep> = term_counts(self, false)
             .into_iter()
-            .map(|s| match s.multiplicity {
-                1 => s.rep,
-                k => s.rep.times(k),
+            .filter(|(_, k)| *k > 0)
+            .map(|(term, k)| match k {
+                1 => term.to_rep(),
+                k => term.to_rep().times(k),
             })
             .collect();
         match parts.len() {

@@ -67,6 +67,9 @@ pub enum GroupError {
     /// A discrete generator is not invertible.
     #[error("discrete generator {index} is singular")]
     Singular { index: usize },
+    /// A representation is too large to lay out.
+    #[error("a representation of dimension {size} is larger than the solver accepts ({limit})")]
+    RepTooLarge { size: usize, limit: usize },
     /// The problem has no structure the solver can exploit and is too large for a dense solve.
     #[error(
         "an equivariant map between these representations has {unknowns} unknowns, more than \

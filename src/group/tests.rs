@@ -241,7 +241,9 @@ fn cyclic_dihedral_and_trivial_groups() {
             planar_invariants(k, dihedral, (m_in + m_out) as usize),
         );
     }
+    // The trivial group: every map, n^(k+l) of them.
     check(&builtin("Trivial", &[2]), &Rep::V, &Rep::V, 4);
+    check(&builtin("Trivial", &[2]), &tensor(2), &tensor(1), 8);
 }
 
 #[test]
@@ -313,4 +315,25 @@ fn structured_solvers_on_mid_size_problems() {
         sym_invariants(5, 4),
     );
     check(&builtin("Lorentz", &[]), &tensor(2), &tensor(1), 0);
+}
+
+#[test]
+fn absurd_sizes_are_errors_not_crashes() {
+    let so3 = builtin("SO", &[3]);
+    let err = equivariant_basis(&so3, &tensor(30), &Rep::Scalar).unwrap_err();
+    assert!(matches!(err, super::GroupError::RepTooLarge { .. }));
+    // Each representation is fine, the map between them is not.
+    let err = equivariant_basis(&so3, &tensor(14), &tensor(2)).unwrap_err();
+    assert!(matches!(err, super::GroupError::TooLarge { .. }));
+    assert_eq!(Rep::V.times(1 << 40).canonical(), Rep::V.times(1 << 40));
+    // No structure to use: a dense solve over the limit is refused up front.
+    let c3 = builtin("C", &[3]);
+    let err = equivariant_basis(&c3, &tensor(7), &tensor(6)).unwrap_err();
+    assert_eq!(
+        err,
+        super::GroupError::TooLarge {
+            unknowns: 1 << 13,
+            limit: 1 << 12
+        }
+    );
 }

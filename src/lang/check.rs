@@ -11,7 +11,7 @@ use super::spec::*;
 use crate::group::{Group, GroupError};
 use crate::plan::{Activation, DataConfig, Strategy, Task, TrainConfig};
 use nalgebra::DMatrix;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// A semantic error, with the spans that show it.
@@ -41,6 +41,7 @@ pub enum CheckError {
     Missing {
         span: Span,
         what: String,
+        label: &'static str,
         help: String,
     },
     /// A value of the wrong type.
@@ -110,9 +111,9 @@ impl From<&CheckError> for Diagnostic {
                 .with_primary(*span, "defined again here")
                 .with_secondary(*first, "first defined here")
                 .with_help("remove one of them or give it another name"),
-            CheckError::Missing { span, help, .. } => d
-                .with_primary(*span, "in this model")
-                .with_help(help.clone()),
+            CheckError::Missing {
+                span, label, help, ..
+            } => d.with_primary(*span, *label).with_help(help.clone()),
             CheckError::Type { span, expected, .. } => {
                 d.with_primary(*span, format!("expected {expected}"))
             }
@@ -312,7 +313,8 @@ pub fn check_ast(
         errors: Vec::new(),
         warnings: Vec::new(),
         groups: Vec::new(),
-        failed: Vec::new(),
+        index: HashMap::new(),
+        failed: HashSet::new(),
         including: vec![base_dir.join(Path::new(name).file_name().unwrap_or_default())],
     };
     let mut models = Vec::new();
@@ -342,7 +344,8 @@ pub(crate) fn resolve_group(
         errors: Vec::new(),
         warnings: Vec::new(),
         groups: Vec::new(),
-        failed: Vec::new(),
+        index: HashMap::new(),
+        failed: HashSet::new(),
         including: Vec::new(),
     };
     let name = collapse(&c.sources.text(expr.span.file)[expr.span.start..expr.span.end]);
@@ -361,8 +364,10 @@ struct Checker<'l> {
     errors: Vec<CheckError>,
     warnings: Vec<Diagnostic>,
     groups: Vec<NamedGroup>,
+    /// Position of each declared group in `groups`: a spec may declare many.
+    index: HashMap<String, usize>,
     /// Declared groups that failed to resolve: already reported, so uses stay quiet.
-    failed: Vec<String>,
+    failed: HashSet<String>,
     /// The spec and the files being included in it, to refuse cycles.
     including: Vec<PathBuf>,
 }
@@ -371,6 +376,10 @@ struct Checker<'l> {
 type ArgMap<'a> = BTreeMap<&'a str, &'a Spanned<Value>>;
 
 impl Checker<'_> {
+    fn declared(&self, name: &str) -> Option<&NamedGroup> {
+        self.index.get(name).map(|&i| &self.groups[i])
+    }
+
     fn err(&mut self, e: CheckError) {
         self.errors.push(e);
     }
@@ -422,6 +431,7 @@ impl Checker<'_> {
                     end,
                 },
                 what: "`model` block".into(),
+                label: "the file ends here",
                 help: "a spec needs at least one `model NAME { … }` block".into(),
             });
         }
@@ -468,7 +478,7 @@ impl Checker<'_> {
             );
             return;
         }
-        if let Some(first) = self.groups.iter().find(|g| g.name == name.node) {
+        if let Some(first) = self.declared(&name.node) {
             let first = first.span;
             self.err(CheckError::Duplicate {
                 span: name.span,
@@ -479,12 +489,17 @@ impl Checker<'_> {
             return;
         }
         match self.group_expr(&name.node, expr) {
-            Some(group) => self.groups.push(NamedGroup {
-                name: name.node.clone(),
-                group,
-                span: name.span,
-            }),
-            None => self.failed.push(name.node.clone()),
+            Some(group) => {
+                self.index.insert(name.node.clone(), self.groups.len());
+                self.groups.push(NamedGroup {
+                    name: name.node.clone(),
+                    group,
+                    span: name.span,
+                });
+            }
+            None => {
+                self.failed.insert(name.node.clone());
+            }
         }
     }
 
@@ -494,12 +509,7 @@ impl Checker<'_> {
                 name: family,
                 params,
             } => {
-                if let Some(g) = self
-                    .groups
-                    .iter()
-                    .find(|g| g.name == family.node)
-                    .map(|g| g.group.clone())
-                {
+                if let Some(g) = self.declared(&family.node).map(|g| g.group.clone()) {
                     if let Some(p) = params.first() {
                         self.invalid(
                             p.span,
@@ -891,6 +901,7 @@ impl Checker<'_> {
                 self.err(CheckError::Missing {
                     span: name_span,
                     what: "`input` statement".into(),
+                    label: "in this model",
                     help: "declare what the network reads, e.g. `input x: R^10`, or a `state` for dynamics".into(),
                 });
             }
@@ -898,6 +909,7 @@ impl Checker<'_> {
                 self.err(CheckError::Missing {
                     span: name_span,
                     what: "`output` statement".into(),
+                    label: "in this model",
                     help: "declare what the network predicts, e.g. `output y: R^1`".into(),
                 });
             }
@@ -933,6 +945,7 @@ impl Checker<'_> {
                 self.err(CheckError::Missing {
                     span: name_span,
                     what: "`data` statement".into(),
+                    label: "in this model",
                     help: "add e.g. `data builtin.o5_synthetic(train = 1000, seed = 0)` or `data file(\"data.csv\", inputs = 2, outputs = 1)`".into(),
                 });
                 None
@@ -948,7 +961,7 @@ impl Checker<'_> {
                     Some("add `symmetry learn(generators = 1)` or remove the export".into()),
                 );
                 None
-            } else if let Some(g) = self.groups.iter().find(|g| g.name == name.node) {
+            } else if let Some(g) = self.declared(&name.node) {
                 let first = g.span;
                 self.err(CheckError::Duplicate {
                     span: name.span,
@@ -995,7 +1008,7 @@ impl Checker<'_> {
                 (vec![*k], None)
             }
             PortType::Rep { rep, group } => {
-                let Some(g) = self.groups.iter().find(|g| g.name == group.node) else {
+                let Some(g) = self.declared(&group.node) else {
                     if self.failed.contains(&group.node) {
                         return None;
                     }
@@ -1112,9 +1125,9 @@ impl Checker<'_> {
                 }
                 SymmetryKind::Learn { generators }
             }
-            group if self.failed.iter().any(|f| f == group) => return None,
+            group if self.failed.contains(group) => return None,
             group => {
-                if self.groups.iter().any(|g| g.name == group) {
+                if self.declared(group).is_some() {
                     no_args(self);
                     SymmetryKind::Group(group.to_string())
                 } else {
@@ -1291,6 +1304,7 @@ impl Checker<'_> {
                         c.err(CheckError::Missing {
                             span,
                             what: format!("argument `{key}`"),
+                            label: "in this data source",
                             help: format!("`file(...)` needs the column counts: add `{key} = N`"),
                         });
                         None

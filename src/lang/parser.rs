@@ -108,13 +108,21 @@ fn syntax_message(expected: &[String], found: &str) -> String {
     }
 }
 
-/// Parses a whole file.
-pub fn parse_file(text: &str, file: FileId) -> Result<Ast, Vec<ParseError>> {
-    // Expected literal tokens (`}`, `=`) are only reported with pest's error detail on.
+/// Runs pest with error detail on: only then does it report the furthest token
+/// it tried and the literal tokens (`}`, `=`) it expected there.
+fn pest_parse(
+    rule: Rule,
+    text: &str,
+) -> Result<pest::iterators::Pairs<'_, Rule>, pest::error::Error<Rule>> {
     static ERROR_DETAIL: Once = Once::new();
     ERROR_DETAIL.call_once(|| pest::set_error_detail(true));
+    SymcParser::parse(rule, text)
+}
+
+/// Parses a whole file.
+pub fn parse_file(text: &str, file: FileId) -> Result<Ast, Vec<ParseError>> {
     check_nesting(text, file)?;
-    match SymcParser::parse(Rule::file, text) {
+    match pest_parse(Rule::file, text) {
         Ok(mut pairs) => {
             let root = pairs.next().map(|p| p.into_inner());
             let mut b = Builder {
@@ -216,7 +224,7 @@ fn recover(text: &str, file: FileId) -> Vec<ParseError> {
     for (k, &start) in starts.iter().enumerate() {
         let end = starts.get(k + 1).copied().unwrap_or(text.len());
         let piece = &text[start..end];
-        let Err(e) = SymcParser::parse(Rule::item_entry, piece) else {
+        let Err(e) = pest_parse(Rule::item_entry, piece) else {
             continue;
         };
         if !piece.trim_start().starts_with("model") {
@@ -233,7 +241,7 @@ fn recover(text: &str, file: FileId) -> Vec<ParseError> {
             .filter(|&c| c > open)
             .unwrap_or(piece.len());
         let header = format!("{}}}", &piece[..=open]);
-        if let Err(e) = SymcParser::parse(Rule::item_entry, &header) {
+        if let Err(e) = pest_parse(Rule::item_entry, &header) {
             errors.push(translate(&e, text, file, start));
         }
         let body = &piece[open + 1..body_end];
@@ -245,13 +253,13 @@ fn recover(text: &str, file: FileId) -> Vec<ParseError> {
             // Text before the first statement keyword is itself an error.
             let first = stmts.first().copied().unwrap_or(body.len());
             let chunk = &body[..first];
-            if let Err(e) = SymcParser::parse(Rule::statement_entry, chunk) {
+            if let Err(e) = pest_parse(Rule::statement_entry, chunk) {
                 errors.push(translate(&e, text, file, start + open + 1));
             }
         }
         for (j, &s) in stmts.iter().enumerate() {
             let e_ = stmts.get(j + 1).copied().unwrap_or(body.len());
-            if let Err(e) = SymcParser::parse(Rule::statement_entry, &body[s..e_]) {
+            if let Err(e) = pest_parse(Rule::statement_entry, &body[s..e_]) {
                 errors.push(translate(&e, text, file, start + open + 1 + s));
             }
         }
@@ -261,7 +269,7 @@ fn recover(text: &str, file: FileId) -> Vec<ParseError> {
     }
     if starts.first().map_or(!blank(text), |&s| !blank(&text[..s])) {
         let end = starts.first().copied().unwrap_or(text.len());
-        if let Err(e) = SymcParser::parse(Rule::file, &text[..end]) {
+        if let Err(e) = pest_parse(Rule::file, &text[..end]) {
             errors.push(translate(&e, text, file, 0));
         }
     }
@@ -445,8 +453,7 @@ struct Builder {
 impl Builder {
     fn entry<'i>(&mut self, rule: Rule, text: &'i str) -> Result<Pair<'i, Rule>, ParseError> {
         check_nesting(text, self.file).map_err(|mut e| e.remove(0))?;
-        let mut pairs =
-            SymcParser::parse(rule, text).map_err(|e| translate(&e, text, self.file, 0))?;
+        let mut pairs = pest_parse(rule, text).map_err(|e| translate(&e, text, self.file, 0))?;
         let entry = pairs.next().and_then(|p| p.into_inner().next());
         entry.ok_or_else(|| ParseError::Syntax {
             span: Span {

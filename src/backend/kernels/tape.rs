@@ -46,15 +46,15 @@ impl<D: HostDevice> GradSink<'_, D> {
     }
 }
 
-/// The backward kernel of a custom op: given the output's gradient, add into
+/// The backward kernel of a custom op: given (a copy of) the output's gradient, add into
 /// the input's gradient (third argument) and those of any parameters.
 pub(crate) trait Backward<D: HostDevice>:
-    'static + FnOnce(&[f32], &mut GradSink<'_, D>, &Mat<D, NoneTape>) -> Result<(), D::Err>
+    'static + FnOnce(Vec<f32>, &mut GradSink<'_, D>, &Mat<D, NoneTape>) -> Result<(), D::Err>
 {
 }
 
 impl<D: HostDevice, F> Backward<D> for F where
-    F: 'static + FnOnce(&[f32], &mut GradSink<'_, D>, &Mat<D, NoneTape>) -> Result<(), D::Err>
+    F: 'static + FnOnce(Vec<f32>, &mut GradSink<'_, D>, &Mat<D, NoneTape>) -> Result<(), D::Err>
 {
 }
 
@@ -81,7 +81,7 @@ pub(crate) fn custom_op<D: HostDevice, T: Tape<f32, D>>(
         tape.add_backward_op(move |grads| {
             // A copy, because the closure then borrows other entries of `grads` mutably.
             let grad_out = D::host_mut(grads.get_or_alloc_mut(&out)?).to_vec();
-            backward(&grad_out, &mut GradSink { grads }, &input)
+            backward(grad_out, &mut GradSink { grads }, &input)
         });
     }
     Ok(output.put_tape(tape))

@@ -33,7 +33,7 @@ pub(crate) fn forward<D: HostDevice, T: Tape<f32, D>>(
     }
     custom_op(x, y, cols, move |grad_out, grads, input| {
         let gx = grads.slice(input)?;
-        for ((gx, g), d) in gx.iter_mut().zip(grad_out).zip(&dact) {
+        for ((gx, g), d) in gx.iter_mut().zip(&grad_out).zip(&dact) {
             *gx += g * d;
         }
         Ok(())

@@ -4,16 +4,17 @@
 //! summand i (mᵢ copies of size dᵢ) and output summand j (nⱼ copies of size
 //! dⱼ), Σₖ Cₖ ⊗ Bₖ: tiny fixed bases Bₖ (dⱼ × dᵢ) from the group engine and
 //! dense trainable channel mixings Cₖ (nⱼ × mᵢ). The full matrix W is never
-//! formed. Per output summand j the forward pass
+//! formed. Each pair (a *term*) is applied in the cheaper order:
 //!
-//! 1. applies each Bₖ to every input copy, writing T_j with one row per
-//!    (batch row, output component e) and one column per (input summand,
-//!    k, input copy) — a sparse loop over the few non-zeros of Bₖ;
-//! 2. mixes channels with one `gemm`: Y_j = T_j · C_jᵀ, with
-//!    C_j = [C₁ | C₂ | …] the `nⱼ × Σᵢ |Bᵢⱼ|·mᵢ` parameter matrix;
-//! 3. adds the invariant bias and scatters Y_j to the output's positions.
+//! - when dᵢ ≥ dⱼ, Bₖ first: a sparse loop over the few non-zeros of each Bₖ
+//!   writes T, one row per (batch row, output component) and one column per
+//!   (k, input copy); then one `gemm` mixes channels, Y += T · [C₁ … C_K]ᵀ;
+//! - when dᵢ < dⱼ (e.g. scalar → V²), channels first: Uₖ = X · Cₖᵀ by `gemm`
+//!   on the small input components, then Bₖ spreads Uₖ over the output's.
 //!
-//! so a step costs about what a dense layer of the same channel count costs.
+//! so the `gemm`s run on min(dᵢ, dⱼ)·batch rows and a step costs about what a
+//! dense layer of the same channel count costs. Then the invariant bias is
+//! added and Y is scattered to the output's positions.
 //!
 //! Parameters: `n{id}.weight.{j}` (`[nⱼ, Σᵢ |Bᵢⱼ|·mᵢ]`, columns ordered by
 //! input summand, then basis element, then input copy) and `n{id}.bias.{j}`
@@ -23,9 +24,9 @@
 //! so with C ~ U(±1/√fan_in), fan_in = Σᵢ |Bᵢⱼ|·mᵢ, the output has the variance
 //! a dense layer of that fan-in gives; an all-scalar layer is exactly `Linear`.
 
-use super::super::kernels::gemm::{matmul, MatRef};
+use super::super::kernels::gemm::{matmul, MatMut, MatRef};
 use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
-use super::super::params::{Init, Param};
+use super::super::params::Param;
 use super::super::BackendError;
 use crate::group::{BasisSolver, Layout, Rep};
 use dfdx::prelude::*;
@@ -168,11 +169,11 @@ impl<D: HostDevice> EquivariantLinear<D> {
                 .flat_map(|b| b.basis.iter())
                 .map(|v| v.iter().map(|&x| x as f32).collect())
                 .collect();
-            let init = Init::Uniform(1.0 / (cols.max(1) as f32).sqrt());
+            let bound = 1.0 / (cols.max(1) as f32).sqrt();
             let mut param = |kind: &str, width: usize| {
                 let name = format!("n{node}.{kind}.{j}");
                 (width > 0)
-                    .then(|| Param::new(device, name, vec![shape.copies, width], init, rng))
+                    .then(|| Param::new(device, name, vec![shape.copies, width], bound, rng))
                     .transpose()
             };
             params.push((param("weight", cols)?, param("bias", invariant.len())?));
@@ -223,19 +224,42 @@ impl<D: HostDevice> EquivariantLinear<D> {
             .map(|i| layer.gather(&xs, rows, i))
             .collect();
         let mut y = vec![0.0; rows * layer.out_dim];
+        // Per output summand: C_j and the T of each basis-first term (empty otherwise).
         let mut saved = Vec::with_capacity(layer.outputs.len());
         for (block, (weight, beta)) in layer.outputs.iter().zip(&self.params) {
             let (d, n) = (block.shape.size, block.shape.copies);
             let mut yt = vec![0.0; rows * d * n];
-            let t = layer.basis_forward(block, &gathered, rows);
             let weight = weight.as_ref().map(Param::values).unwrap_or_default();
-            if block.cols > 0 {
-                matmul(
-                    MatRef::new(&t, rows * d, block.cols),
-                    MatRef::new(&weight, n, block.cols).t(),
-                    &mut yt,
-                    false,
-                );
+            let mut ts = Vec::with_capacity(block.terms.len());
+            for term in &block.terms {
+                let s = layer.inputs[term.input];
+                let width = term.basis.len() * s.copies;
+                let c = MatRef::strided(&weight[term.column..], n, width, block.cols);
+                if layer.basis_first(block, term) {
+                    let t = layer.basis_forward(block, term, &gathered[term.input], rows);
+                    matmul(
+                        MatRef::new(&t, rows * d, width),
+                        c.t(),
+                        MatMut::new(&mut yt, rows * d, n),
+                        true,
+                    );
+                    ts.push(t);
+                } else {
+                    let mut u = vec![0.0; rows * s.size * n];
+                    for (k, basis) in term.basis.iter().enumerate() {
+                        let ck = MatRef::strided(
+                            &weight[term.column + k * s.copies..],
+                            n,
+                            s.copies,
+                            block.cols,
+                        );
+                        let x = MatRef::new(&gathered[term.input], rows * s.size, s.copies);
+                        matmul(x, ck.t(), MatMut::new(&mut u, rows * s.size, n), false);
+                        // Y[(r, e), :] += B[e, a]·U[(r, a), :]
+                        spread(basis, &u, &mut yt, (s.size, d, n), false);
+                    }
+                    ts.push(Vec::new());
+                }
             }
             if let Some(beta) = beta {
                 let bias = block.bias(&beta.values());
@@ -244,7 +268,7 @@ impl<D: HostDevice> EquivariantLinear<D> {
                 }
             }
             layer.scatter(&yt, block.shape, &mut y);
-            saved.push((t, weight));
+            saved.push((weight, ts));
         }
         let handles: Vec<_> = self
             .params
@@ -258,31 +282,86 @@ impl<D: HostDevice> EquivariantLinear<D> {
                 .iter()
                 .map(|s| vec![0.0; rows * s.size * s.copies])
                 .collect();
-            for ((block, (t, weight)), (weight_handle, beta)) in
+            for ((block, (weight, ts)), (weight_handle, beta)) in
                 layer.outputs.iter().zip(&saved).zip(&handles)
             {
-                let (d, n, cols) = (block.shape.size, block.shape.copies, block.cols);
-                let dyt = layer.gather_output(grad_out, rows, block.shape);
+                let (d, n) = (block.shape.size, block.shape.copies);
+                let dyt = layer.gather_output(&grad_out, rows, block.shape);
                 if let Some(beta) = beta {
                     block.add_bias_grad(&dyt, grads.slice(beta)?);
                 }
-                if let Some(weight_handle) = weight_handle {
-                    let dy = MatRef::new(&dyt, rows * d, n);
-                    matmul(
-                        dy.t(),
-                        MatRef::new(t, rows * d, cols),
-                        grads.slice(weight_handle)?,
-                        true,
-                    );
-                    let mut dt = vec![0.0; rows * d * cols];
-                    matmul(dy, MatRef::new(weight, n, cols), &mut dt, false);
-                    layer.basis_backward(block, &dt, &mut dgathered);
+                let Some(weight_handle) = weight_handle else {
+                    continue;
+                };
+                let dy = MatRef::new(&dyt, rows * d, n);
+                for (term, t) in block.terms.iter().zip(ts) {
+                    let s = layer.inputs[term.input];
+                    let width = term.basis.len() * s.copies;
+                    let c = MatRef::strided(&weight[term.column..], n, width, block.cols);
+                    let dweight = grads.slice(weight_handle)?;
+                    if layer.basis_first(block, term) {
+                        let dc = MatMut::strided(&mut dweight[term.column..], n, width, block.cols);
+                        matmul(dy.t(), MatRef::new(t, rows * d, width), dc, true);
+                        let mut dt = vec![0.0; rows * d * width];
+                        matmul(dy, c, MatMut::new(&mut dt, rows * d, width), false);
+                        layer.basis_backward(block, term, &dt, &mut dgathered[term.input]);
+                    } else {
+                        let x = MatRef::new(&gathered[term.input], rows * s.size, s.copies);
+                        let mut du = vec![0.0; rows * s.size * n];
+                        for (k, basis) in term.basis.iter().enumerate() {
+                            let column = term.column + k * s.copies;
+                            // dU[(r, a), :] = Σₑ B[e, a]·dY[(r, e), :]
+                            spread(basis, &dyt, &mut du, (s.size, d, n), true);
+                            let dc =
+                                MatMut::strided(&mut dweight[column..], n, s.copies, block.cols);
+                            matmul(MatRef::new(&du, rows * s.size, n).t(), x, dc, true);
+                            let ck = MatRef::strided(&weight[column..], n, s.copies, block.cols);
+                            let dx =
+                                MatMut::new(&mut dgathered[term.input], rows * s.size, s.copies);
+                            matmul(MatRef::new(&du, rows * s.size, n), ck, dx, true);
+                            du.fill(0.0);
+                        }
+                    }
                 }
             }
             layer.scatter_input_grad(&dgathered, grads.slice(input)?);
             Ok(())
         })
     }
+}
+
+/// For each batch row r: `dst[(r, e), :] += B[e, a]·src[(r, a), :]` over the
+/// non-zeros of B, or with `transpose` `dst[(r, a), :] += B[e, a]·src[(r, e), :]`;
+/// `dims` = (input components, output components, row length).
+fn spread(
+    basis: &Sparse,
+    src: &[f32],
+    dst: &mut [f32],
+    (d_in, d_out, n): (usize, usize, usize),
+    transpose: bool,
+) {
+    let (src_rows, dst_rows) = if transpose {
+        (d_out, d_in)
+    } else {
+        (d_in, d_out)
+    };
+    dst.par_chunks_mut(dst_rows * n * ROWS_PER_TASK)
+        .zip(src.par_chunks(src_rows * n * ROWS_PER_TASK))
+        .for_each(|(dst, src)| {
+            for (dst, src) in dst
+                .chunks_exact_mut(dst_rows * n)
+                .zip(src.chunks_exact(src_rows * n))
+            {
+                for &(e, a, v) in basis {
+                    let (from, to) = if transpose { (e, a) } else { (a, e) };
+                    let src = &src[from * n..(from + 1) * n];
+                    dst[to * n..(to + 1) * n]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(d, s)| *d += v * s);
+                }
+            }
+        });
 }
 
 impl OutBlock {
@@ -339,29 +418,37 @@ impl Structure {
         out
     }
 
-    /// T_j: rows (batch row, component e), columns (term, k, copy).
-    fn basis_forward(&self, block: &OutBlock, gathered: &[Vec<f32>], rows: usize) -> Vec<f32> {
-        let (d, cols) = (block.shape.size, block.cols);
-        let mut t = vec![0.0; rows * d * cols];
-        if cols == 0 {
-            return t;
-        }
-        t.par_chunks_mut(d * cols * ROWS_PER_TASK)
-            .enumerate()
-            .for_each(|(task, t)| {
-                for (local, t) in t.chunks_exact_mut(d * cols).enumerate() {
-                    let r = task * ROWS_PER_TASK + local;
-                    for term in &block.terms {
-                        let s = self.inputs[term.input];
-                        let per_row = s.size * s.copies;
-                        let x = &gathered[term.input][r * per_row..(r + 1) * per_row];
-                        for (k, basis) in term.basis.iter().enumerate() {
-                            let column = term.column + k * s.copies;
-                            for &(e, a, v) in basis {
-                                let dst = &mut t[e * cols + column..e * cols + column + s.copies];
-                                let src = &x[a * s.copies..(a + 1) * s.copies];
-                                dst.iter_mut().zip(src).for_each(|(t, x)| *t += v * x);
-                            }
+    /// Whether `term` applies its basis before mixing channels (input
+    /// components at least as many as output components).
+    fn basis_first(&self, block: &OutBlock, term: &Term) -> bool {
+        self.inputs[term.input].size >= block.shape.size
+    }
+
+    /// T for one term: rows (batch row, output component e), columns (k, copy).
+    fn basis_forward(
+        &self,
+        block: &OutBlock,
+        term: &Term,
+        gathered: &[f32],
+        rows: usize,
+    ) -> Vec<f32> {
+        let s = self.inputs[term.input];
+        let (d, width, per_row) = (
+            block.shape.size,
+            term.basis.len() * s.copies,
+            s.size * s.copies,
+        );
+        let mut t = vec![0.0; rows * d * width];
+        t.par_chunks_mut(d * width * ROWS_PER_TASK)
+            .zip(gathered.par_chunks(per_row * ROWS_PER_TASK))
+            .for_each(|(t, x)| {
+                for (t, x) in t.chunks_exact_mut(d * width).zip(x.chunks_exact(per_row)) {
+                    for (k, basis) in term.basis.iter().enumerate() {
+                        for &(e, a, v) in basis {
+                            let dst =
+                                &mut t[e * width + k * s.copies..e * width + (k + 1) * s.copies];
+                            let src = &x[a * s.copies..(a + 1) * s.copies];
+                            dst.iter_mut().zip(src).for_each(|(t, x)| *t += v * x);
                         }
                     }
                 }
@@ -369,28 +456,28 @@ impl Structure {
         t
     }
 
-    /// dX̃ᵢ[r, a, c] += Σₖ Σₑ Bₖ[e, a]·dT[r, e, (term, k, c)].
-    fn basis_backward(&self, block: &OutBlock, dt: &[f32], dgathered: &mut [Vec<f32>]) {
-        let (d, cols) = (block.shape.size, block.cols);
-        for term in &block.terms {
-            let s = self.inputs[term.input];
-            let per_row = s.size * s.copies;
-            dgathered[term.input]
-                .par_chunks_mut(per_row * ROWS_PER_TASK)
-                .zip(dt.par_chunks(d * cols * ROWS_PER_TASK))
-                .for_each(|(dx, dt)| {
-                    for (dx, dt) in dx.chunks_exact_mut(per_row).zip(dt.chunks_exact(d * cols)) {
-                        for (k, basis) in term.basis.iter().enumerate() {
-                            let column = term.column + k * s.copies;
-                            for &(e, a, v) in basis {
-                                let src = &dt[e * cols + column..e * cols + column + s.copies];
-                                let dst = &mut dx[a * s.copies..(a + 1) * s.copies];
-                                dst.iter_mut().zip(src).for_each(|(d, g)| *d += v * g);
-                            }
+    /// dX̃[r, a, c] += Σₖ Σₑ Bₖ[e, a]·dT[r, e, (k, c)] for one basis-first term.
+    fn basis_backward(&self, block: &OutBlock, term: &Term, dt: &[f32], dgathered: &mut [f32]) {
+        let s = self.inputs[term.input];
+        let (d, width, per_row) = (
+            block.shape.size,
+            term.basis.len() * s.copies,
+            s.size * s.copies,
+        );
+        dgathered
+            .par_chunks_mut(per_row * ROWS_PER_TASK)
+            .zip(dt.par_chunks(d * width * ROWS_PER_TASK))
+            .for_each(|(dx, dt)| {
+                for (dx, dt) in dx.chunks_exact_mut(per_row).zip(dt.chunks_exact(d * width)) {
+                    for (k, basis) in term.basis.iter().enumerate() {
+                        for &(e, a, v) in basis {
+                            let src = &dt[e * width + k * s.copies..e * width + (k + 1) * s.copies];
+                            let dst = &mut dx[a * s.copies..(a + 1) * s.copies];
+                            dst.iter_mut().zip(src).for_each(|(d, g)| *d += v * g);
                         }
                     }
-                });
-        }
+                }
+            });
     }
 
     /// Adds Y_j (rows (batch row, component), columns copies) into the output vector.

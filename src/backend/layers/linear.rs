@@ -1,9 +1,9 @@
 //! `Linear`, optionally fused with the activation that follows it.
 
 use super::super::kernels::activation::{bias_act, Derivatives};
-use super::super::kernels::gemm::{add_column_sums, matmul, MatRef};
+use super::super::kernels::gemm::{add_column_sums, matmul, MatMut, MatRef};
 use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
-use super::super::params::{Init, Param};
+use super::super::params::Param;
 use super::super::BackendError;
 use crate::plan::Activation;
 use dfdx::prelude::*;
@@ -28,14 +28,20 @@ impl<D: HostDevice> Linear<D> {
         (inp, out, bias): (usize, usize, bool),
         rng: &mut StdRng,
     ) -> Result<Self, BackendError> {
-        let init = Init::Uniform(1.0 / (inp.max(1) as f32).sqrt());
-        let weight = Param::new(device, format!("n{node}.weight"), vec![out, inp], init, rng)?;
+        let bound = 1.0 / (inp.max(1) as f32).sqrt();
+        let weight = Param::new(
+            device,
+            format!("n{node}.weight"),
+            vec![out, inp],
+            bound,
+            rng,
+        )?;
         let bias = if bias {
             Some(Param::new(
                 device,
                 format!("n{node}.bias"),
                 vec![out],
-                init,
+                bound,
                 rng,
             )?)
         } else {
@@ -73,10 +79,11 @@ impl<D: HostDevice> Linear<D> {
         let w = self.weight.values();
         let b = self.bias.as_ref().map(Param::values);
         let mut y = vec![0.0; rows * out];
+        let product = MatMut::new(&mut y, rows, out);
         matmul(
             MatRef::new(&xs, rows, inp),
             MatRef::new(&w, out, inp).t(),
-            &mut y,
+            product,
             false,
         );
         let mut dact = Vec::new();
@@ -104,22 +111,18 @@ impl<D: HostDevice> Linear<D> {
         }
         let weight = self.weight.handle();
         let bias = self.bias.as_ref().map(Param::handle);
-        custom_op(x, y, out, move |grad_out, grads, input| {
-            let mut g = grad_out.to_vec();
+        custom_op(x, y, out, move |mut g, grads, input| {
             if !dact.is_empty() {
                 g.iter_mut().zip(&dact).for_each(|(g, d)| *g *= d);
             }
             let gm = MatRef::new(&g, rows, out);
-            matmul(
-                gm.t(),
-                MatRef::new(&xs, rows, inp),
-                grads.slice(&weight)?,
-                true,
-            );
+            let dw = MatMut::new(grads.slice(&weight)?, out, inp);
+            matmul(gm.t(), MatRef::new(&xs, rows, inp), dw, true);
             if let Some(bias) = &bias {
                 add_column_sums(&g, out, grads.slice(bias)?);
             }
-            matmul(gm, MatRef::new(&w, out, inp), grads.slice(input)?, true);
+            let dx = MatMut::new(grads.slice(input)?, rows, inp);
+            matmul(gm, MatRef::new(&w, out, inp), dx, true);
             Ok(())
         })
     }

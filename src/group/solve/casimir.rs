@@ -10,16 +10,23 @@
 //! C_out W = W C_in, so W lives in the pairs of blocks with equal top
 //! eigenvalue, and each pair is a small dense problem.
 //!
-//! When C is symmetric (the algebra is closed under transpose, as for every
-//! built-in), the blocks are orthonormal and invariant under dρ and dρᵀ; this
-//! is checked on `V` together with closure, commutation and non-degeneracy,
-//! and the solver is not used otherwise.
+//! Two blocks with equal eigenvalues can still be large; within such a pair
+//! the intertwiners are found among products of eigenvectors of
+//! S = dρ(A)ᵀdρ(A) for one fixed generic algebra element A (see
+//! [`Casimir::intertwiners`]).
+//!
+//! All of this needs the algebra to close, to be closed under transpose (so
+//! that C and S are symmetric and the blocks are orthonormal and invariant
+//! under dρ and dρᵀ) and its trace form to be non-degenerate; every built-in
+//! but SE(n) and T(n) qualifies. These are checked on `V`, and the solver is
+//! not used otherwise.
 
 use super::super::canonical::{Atom, Term};
 use super::super::closure::closure;
 use super::eigen::symmetric_eigen;
 use super::nullspace;
-use nalgebra::DMatrix;
+use nalgebra::{DMatrix, DVector};
+use std::ops::Range;
 
 /// Relative tolerance for the structural checks on the Casimir of `V`.
 const CHECK_TOL: f64 = 1e-9;
@@ -43,6 +50,8 @@ pub(crate) struct Casimir {
     /// The size of a constraint: the largest ‖Xᵢ‖², so that a block whose
     /// generators vanish up to rounding is recognised as unconstrained.
     scale: f64,
+    /// Coefficients of a fixed generic algebra element A = Σ cᵢXᵢ.
+    probe: Vec<f64>,
 }
 
 impl Casimir {
@@ -61,7 +70,15 @@ impl Casimir {
             lie: lie.to_vec(),
             inverse_form: form.try_inverse()?,
             scale: lie.iter().map(|a| a.norm_squared()).fold(0.0, f64::max),
+            // Quasi-random coefficients in [0.5, 1.5): no special relation
+            // between them, so A's eigenspaces are as small as they get.
+            probe: (1..=m)
+                .map(|i| (i as f64 * 0.754_877_666_246_692_8).fract() + 0.5)
+                .collect(),
         };
+        if !closed_under_transpose(lie) {
+            return None;
+        }
         for atom in [Atom::V, Atom::Dual] {
             let gens = casimir.atom_generators(atom);
             let c = casimir.casimir(&gens);
@@ -98,21 +115,67 @@ impl Casimir {
                 if (p.value - q.value).abs() > CLUSTER_TOL * scale {
                     continue;
                 }
-                let (mp, mq) = (p.q.ncols(), q.q.ncols());
-                let (eye_p, eye_q) = (DMatrix::identity(mp, mp), DMatrix::identity(mq, mq));
-                let constraints = p
-                    .gens
-                    .iter()
-                    .zip(&q.gens)
-                    .map(|(gp, gq)| eye_q.kronecker(gp) - gq.transpose().kronecker(&eye_p));
-                let null = nullspace(constraints, mp * mq, self.scale);
-                for y in null.column_iter() {
-                    let y = DMatrix::from_column_slice(mp, mq, y.as_slice());
+                for y in self.intertwiners(p, q) {
                     basis.push(&p.q * y * q.q.transpose());
                 }
             }
         }
         basis
+    }
+
+    /// An orthonormal basis of the Y (m_p × m_q) with g_p(X) Y = Y g_q(X) for
+    /// every generator X.
+    ///
+    /// Two blocks with one Casimir eigenvalue can still be large (two copies
+    /// of a 35-dimensional irrep of SO(5) give 1,225 unknowns), so the search
+    /// is narrowed first: Y also intertwines S = g(A)ᵀg(A) for the probe A
+    /// (the algebra is closed under transpose and g(Xᵀ) = g(X)ᵀ on these
+    /// blocks), so Y maps each eigenspace of S_q into the eigenspace of S_p
+    /// with the same eigenvalue, and only those products are unknowns.
+    fn intertwiners(&self, p: &Block, q: &Block) -> Vec<DMatrix<f64>> {
+        let probe_eigen = |b: &Block| {
+            let mut a = DMatrix::zeros(b.q.ncols(), b.q.ncols());
+            for (g, c) in b.gens.iter().zip(&self.probe) {
+                a += g * *c;
+            }
+            symmetric_eigen(a.transpose() * a)
+        };
+        let ((sp, up), (sq, uq)) = (probe_eigen(p), probe_eigen(q));
+        let scale = sp.amax().max(sq.amax()).max(1.0);
+        let mut unknowns = Vec::new();
+        for cp in clusters(&sp) {
+            for cq in clusters(&sq) {
+                if (sp[cp.start] - sq[cq.start]).abs() <= CLUSTER_TOL * scale {
+                    for i in cp.clone() {
+                        unknowns.extend(cq.clone().map(|j| (i, j)));
+                    }
+                }
+            }
+        }
+        let (mp, mq) = (up.nrows(), uq.nrows());
+        // Column (i, j) of K is the constraint residual of Y = uᵢvⱼᵀ:
+        // g_p uᵢ vⱼᵀ − uᵢ (g_qᵀ vⱼ)ᵀ for every generator, vectorised.
+        let moved_u: Vec<_> = p.gens.iter().map(|g| g * &up).collect();
+        let moved_v: Vec<_> = q.gens.iter().map(|g| g.transpose() * &uq).collect();
+        let mut k = DMatrix::zeros(p.gens.len() * mp * mq, unknowns.len());
+        for (col, &(i, j)) in unknowns.iter().enumerate() {
+            for (g, (gu, gv)) in moved_u.iter().zip(&moved_v).enumerate() {
+                let residual = gu.column(i) * uq.column(j).transpose()
+                    - up.column(i) * gv.column(j).transpose();
+                k.view_mut((g * mp * mq, col), (mp * mq, 1))
+                    .copy_from_slice(residual.as_slice());
+            }
+        }
+        let null = nullspace(std::iter::once(k), unknowns.len(), self.scale);
+        null.column_iter()
+            .map(|z| {
+                let mut y = DMatrix::zeros(mp, mq);
+                for (&(i, j), &c) in unknowns.iter().zip(z.iter()) {
+                    y += up.column(i) * uq.column(j).transpose() * c;
+                }
+                y
+            })
+            .collect()
     }
 
     /// The generators as `V` or `V*` sees them.
@@ -192,25 +255,45 @@ impl Casimir {
 /// generators `gens`) into its eigenspaces.
 fn eigenblocks(c: DMatrix<f64>, q: &DMatrix<f64>, gens: &[DMatrix<f64>]) -> Vec<Block> {
     let (values, vectors) = symmetric_eigen(c);
+    clusters(&values)
+        .into_iter()
+        .map(|range| {
+            let vectors = vectors.columns(range.start, range.len());
+            Block {
+                value: (values[range.start] + values[range.end - 1]) * 0.5,
+                q: q * vectors,
+                gens: gens
+                    .iter()
+                    .map(|g| vectors.tr_mul(&(g * vectors)))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// Runs of (ascending) eigenvalues that are equal up to `CLUSTER_TOL`.
+fn clusters(values: &DVector<f64>) -> Vec<Range<usize>> {
     let scale = values.amax().max(1.0);
-    let mut blocks = Vec::new();
+    let mut runs = Vec::new();
     let mut start = 0;
-    while start < values.len() {
-        let mut end = start + 1;
-        while end < values.len() && values[end] - values[end - 1] <= CLUSTER_TOL * scale {
-            end += 1;
+    for end in 1..=values.len() {
+        if end == values.len() || values[end] - values[end - 1] > CLUSTER_TOL * scale {
+            runs.push(start..end);
+            start = end;
         }
-        let vectors = vectors.columns(start, end - start);
-        let value = (values[start] + values[end - 1]) * 0.5;
-        blocks.push(Block {
-            value,
-            q: q * vectors,
-            gens: gens
-                .iter()
-                .map(|g| vectors.tr_mul(&(g * vectors)))
-                .collect(),
-        });
-        start = end;
     }
-    blocks
+    runs
+}
+
+/// Whether every generator's transpose lies in the span of the generators.
+fn closed_under_transpose(lie: &[DMatrix<f64>]) -> bool {
+    let n2 = lie[0].len();
+    let span = DMatrix::from_fn(n2, lie.len(), |r, k| lie[k][r]);
+    let svd = span.clone().svd(true, true);
+    let rank_eps = 1e-12 * svd.singular_values.max();
+    lie.iter().all(|a| {
+        let target = DVector::from_column_slice(a.transpose().as_slice());
+        svd.solve(&target, rank_eps)
+            .is_ok_and(|coef| (&span * coef - &target).norm() <= CHECK_TOL * a.norm().max(1.0))
+    })
 }

@@ -21,41 +21,15 @@ use orbit::SignedPermutation;
 /// squared entries, and its eigensolver costs the cube.
 pub(crate) const DENSE_LIMIT: usize = 4096;
 
+/// The most unknowns any solve accepts: every basis map is stored densely.
+pub(crate) const STRUCTURED_LIMIT: usize = 1 << 24;
+
 /// Eigenvalues of a normal matrix below this fraction of the largest count as zero.
 const NULL_TOL: f64 = 1e-9;
 
-/// An orthonormal basis (in the Frobenius inner product) of the equivariant
-/// maps from `inp` to `out`, each `out.size × inp.size`.
-///
-/// Uses structure where the group has it: signed-permutation groups by orbits,
-/// Lie algebras with a usable Casimir by its eigenblocks, with the discrete
-/// generators then imposed on the (small) Lie solution. Anything else is
-/// solved densely.
-pub(crate) fn solve_pair(
-    solver: &PairSolver,
-    group: &Group,
-    out: &Term,
-    inp: &Term,
-) -> Result<Vec<DMatrix<f64>>, GroupError> {
-    match solver {
-        PairSolver::Orbits(perms) => Ok(orbit::solve(perms, out, inp)),
-        PairSolver::Dense => dense(group, out, inp, true),
-        PairSolver::LieThenDiscrete(casimir) => {
-            let lie_basis = match casimir {
-                Some(c) => c.solve(out, inp),
-                None => dense(group, out, inp, false)?,
-            };
-            match reduce_discrete(group, out, inp, lie_basis)? {
-                Some(basis) => Ok(basis),
-                None => dense(group, out, inp, true),
-            }
-        }
-    }
-}
-
-/// The strategy for a group, chosen once per solver.
-pub(crate) enum PairSolver {
-    /// No Lie algebra; every discrete generator a signed permutation.
+/// How a group's problems are solved, chosen once per group.
+pub(crate) enum Strategy {
+    /// No Lie algebra; every discrete generator a signed permutation (or none).
     Orbits(Vec<SignedPermutation>),
     /// No Lie algebra and no permutation structure.
     Dense,
@@ -64,19 +38,48 @@ pub(crate) enum PairSolver {
     LieThenDiscrete(Option<Casimir>),
 }
 
-impl PairSolver {
-    pub(crate) fn new(group: &Group) -> PairSolver {
+impl Strategy {
+    pub(crate) fn for_group(group: &Group) -> Strategy {
         if !group.lie().is_empty() {
-            return PairSolver::LieThenDiscrete(Casimir::new(group.lie()));
+            return Strategy::LieThenDiscrete(Casimir::new(group.lie()));
         }
         let perms: Option<Vec<_>> = group
             .discrete()
             .iter()
             .map(SignedPermutation::from_matrix)
             .collect();
-        match perms {
-            Some(perms) if !perms.is_empty() => PairSolver::Orbits(perms),
-            _ => PairSolver::Dense,
+        perms.map_or(Strategy::Dense, Strategy::Orbits)
+    }
+
+    /// An orthonormal basis (in the Frobenius inner product) of the
+    /// equivariant maps from `inp` to `out`, each `out.size × inp.size`.
+    pub(crate) fn solve(
+        &self,
+        group: &Group,
+        out: &Term,
+        inp: &Term,
+    ) -> Result<Vec<DMatrix<f64>>, GroupError> {
+        let n = group.n();
+        let unknowns = out.size(n).saturating_mul(inp.size(n));
+        if unknowns > STRUCTURED_LIMIT {
+            return Err(GroupError::TooLarge {
+                unknowns,
+                limit: STRUCTURED_LIMIT,
+            });
+        }
+        match self {
+            Strategy::Orbits(perms) => Ok(orbit::solve(perms, n, out, inp)),
+            Strategy::Dense => dense(group, out, inp, true),
+            Strategy::LieThenDiscrete(casimir) => {
+                let lie_basis = match casimir {
+                    Some(c) => c.solve(out, inp),
+                    None => dense(group, out, inp, false)?,
+                };
+                match reduce_discrete(group, out, inp, lie_basis)? {
+                    Some(basis) => Ok(basis),
+                    None => dense(group, out, inp, true),
+                }
+            }
         }
     }
 }
@@ -99,40 +102,64 @@ fn reduce_discrete(
         return Ok(Some(basis));
     }
     let r = basis.len();
-    let (rep_out, rep_in) = (out.to_rep(), inp.to_rep());
+    let (rows, cols) = basis[0].shape();
+    let stack = |maps: &mut dyn Iterator<Item = DMatrix<f64>>| {
+        let mut stacked = DMatrix::zeros(rows * cols, r);
+        for (mut column, w) in stacked.column_iter_mut().zip(maps) {
+            column.copy_from_slice(w.as_slice());
+        }
+        stacked
+    };
+    let stacked = stack(&mut basis.iter().cloned());
     let mut constraints = Vec::with_capacity(group.discrete().len());
     for (index, h) in group.discrete().iter().enumerate() {
+        let conjugation = Conjugation::new(h, index, out, inp)?;
+        let moved = stack(&mut basis.iter().map(|w| conjugation.apply(w)));
+        let g = stacked.transpose() * &moved;
+        let lost = moved.norm_squared() - g.norm_squared();
+        if lost > 1e-8 * moved.norm_squared().max(1.0) {
+            return Ok(None);
+        }
+        constraints.push(g - DMatrix::identity(r, r));
+    }
+    let fixed = &stacked * nullspace(constraints.into_iter(), r, 1.0);
+    Ok(Some(
+        fixed
+            .column_iter()
+            .map(|c| DMatrix::from_column_slice(rows, cols, c.as_slice()))
+            .collect(),
+    ))
+}
+
+/// W ↦ ρ_out(h) W ρ_in(h)⁻¹ for one discrete generator h.
+enum Conjugation {
+    /// Signed permutations (reflections among them) move entries.
+    Permute(SignedPermutation, SignedPermutation),
+    /// Anything else multiplies by ρ_out(h) and ρ_in(h⁻¹).
+    Multiply(DMatrix<f64>, DMatrix<f64>),
+}
+
+impl Conjugation {
+    fn new(h: &DMatrix<f64>, index: usize, out: &Term, inp: &Term) -> Result<Self, GroupError> {
+        if let Some(p) = SignedPermutation::from_matrix(h) {
+            return Ok(Conjugation::Permute(p.on_term(out), p.on_term(inp)));
+        }
         let h_inv = h
             .clone()
             .try_inverse()
             .ok_or(GroupError::Singular { index })?;
-        let (r_out, r_in_inv) = (rep_out.rho(h), rep_in.rho(&h_inv));
-        let mut g = DMatrix::zeros(r, r);
-        for (k, w) in basis.iter().enumerate() {
-            let moved = &r_out * w * &r_in_inv;
-            let mut captured = 0.0;
-            for (j, v) in basis.iter().enumerate() {
-                g[(j, k)] = v.dot(&moved);
-                captured += g[(j, k)] * g[(j, k)];
-            }
-            if moved.norm_squared() - captured > 1e-8 * moved.norm_squared().max(1.0) {
-                return Ok(None);
-            }
-        }
-        constraints.push(g - DMatrix::identity(r, r));
+        Ok(Conjugation::Multiply(
+            out.to_rep().rho(h),
+            inp.to_rep().rho(&h_inv),
+        ))
     }
-    let fixed = nullspace(constraints.into_iter(), r, 1.0);
-    Ok(Some(
-        fixed
-            .column_iter()
-            .map(|c| {
-                basis.iter().zip(c.iter()).fold(
-                    DMatrix::zeros(basis[0].nrows(), basis[0].ncols()),
-                    |acc, (w, &x)| acc + w * x,
-                )
-            })
-            .collect(),
-    ))
+
+    fn apply(&self, w: &DMatrix<f64>) -> DMatrix<f64> {
+        match self {
+            Conjugation::Permute(p_out, p_in) => p_out.conjugate(w, p_in),
+            Conjugation::Multiply(r_out, r_in_inv) => r_out * w * r_in_inv,
+        }
+    }
 }
 
 /// Stacks the constraints (the Lie ones, and the discrete ones when asked)
@@ -189,7 +216,7 @@ pub(crate) fn nullspace(
 ) -> DMatrix<f64> {
     let mut normal = DMatrix::zeros(unknowns, unknowns);
     for k in constraints {
-        normal += k.tr_mul(&k);
+        normal += k.transpose() * &k;
     }
     let (values, vectors) = symmetric_eigen(normal);
     let largest = values.amax().max(scale);
