@@ -32,17 +32,21 @@ reference() {
   esac
 }
 
-for task in $TASKS; do
-  for model in $MODELS; do
-    spec=specs/${task}_${model}.sym
-    for seed in $SEEDS; do
+# Seeds outermost, so that a partial run still covers every task and model.
+for seed in $SEEDS; do
+  for task in $TASKS; do
+    for model in $MODELS; do
+      spec=specs/${task}_${model}.sym
       run=$OUT/${task}_${model}-seed$seed
       if [[ -f $run/report.yaml && -f $run/check.txt ]]; then
         continue
       fi
       rm -rf "$run"
       echo "== $spec, seed $seed" >&2
-      "$symc" train "$spec" --seed "$seed" --out "$run" >&2
+      if ! "$symc" train "$spec" --seed "$seed" --out "$run" >&2; then
+        echo "== $spec, seed $seed: training failed" >&2
+        continue
+      fi
       # A failed certificate is a result to report, not a reason to stop.
       "$symc" check "$spec" --run "$run" --samples 100 --seed $((1000 + seed)) > "$run/check.txt" || true
     done
