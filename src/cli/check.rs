@@ -158,8 +158,14 @@ mod tests {
             lines[0],
             "symmetry  strategy          error  tolerance  result"
         );
-        assert_eq!(lines[1], "O5        architecture    2.50e-7     1.0e-5  pass");
-        assert_eq!(lines[2], "Lorentz   architecture    2.00e-1     1.0e-3  FAIL");
+        assert_eq!(
+            lines[1],
+            "O5        architecture    2.50e-7     1.0e-5  pass"
+        );
+        assert_eq!(
+            lines[2],
+            "Lorentz   architecture    2.00e-1     1.0e-3  FAIL"
+        );
         assert_eq!(
             lines[3],
             "SO3       none            3.10e-1          -  measured"
