@@ -1,7 +1,7 @@
 //! Dense kernels of the heads: products by dimensions over the shared GEMM,
 //! and small symmetric solves for mass matrices.
 
-use crate::backend::kernels::gemm::{matmul as gemm, MatRef};
+use crate::backend::kernels::gemm::{matmul as gemm, MatMut, MatRef};
 
 /// How a row-major operand enters a product.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -28,7 +28,7 @@ pub(crate) fn matmul(
         T::N => MatRef::new(data, rows, cols),
         T::Y => MatRef::new(data, cols, rows).t(),
     };
-    gemm(view(a, ta, m, k), view(b, tb, k, n), c, accumulate);
+    gemm(view(a, ta, m, k), view(b, tb, k, n), MatMut::new(c, m, n), accumulate);
 }
 
 /// A symmetric matrix the solver could not factor: its smallest pivot.
