@@ -380,15 +380,16 @@ fn unsupported_ops_and_bad_graphs_are_errors() {
         Task::Regression,
         LossKind::Mse,
     );
-    g.nodes[1].op = Op::Conv {
-        channels: vec![1],
-        kernel: 3,
-        height: 1,
-        width: 2,
+    g.nodes[1].op = Op::Hamiltonian {
+        coordinates: 1,
+        hidden: vec![3],
+        act: Activation::Tanh,
     };
     assert_eq!(
         Model::new(&g, 0).err(),
-        Some(BackendError::Unsupported { op: "conv".into() })
+        Some(BackendError::Unsupported {
+            op: "hamiltonian".into()
+        })
     );
     let mut g = mlp(
         2,

@@ -28,7 +28,12 @@ pub(crate) fn matmul(
         T::N => MatRef::new(data, rows, cols),
         T::Y => MatRef::new(data, cols, rows).t(),
     };
-    gemm(view(a, ta, m, k), view(b, tb, k, n), MatMut::new(c, m, n), accumulate);
+    gemm(
+        view(a, ta, m, k),
+        view(b, tb, k, n),
+        MatMut::new(c, m, n),
+        accumulate,
+    );
 }
 
 /// A symmetric matrix the solver could not factor: its smallest pivot.
