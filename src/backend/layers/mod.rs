@@ -5,6 +5,7 @@
 //! of those two functions and one file holding its kernels.
 
 mod activation;
+mod bilinear;
 mod equivariant;
 mod gated;
 mod linear;
@@ -14,6 +15,7 @@ use super::params::Param;
 use super::BackendError;
 use crate::group::{matrix_from_rows, BasisSolver, Group};
 use crate::plan::{GroupDef, ModelGraph, Node, Op};
+use bilinear::Bilinear;
 use dfdx::prelude::*;
 use equivariant::EquivariantLinear;
 use gated::{Gate, Gated};
@@ -73,6 +75,7 @@ pub(crate) enum Layer<D: HostDevice> {
     Activation(crate::plan::Activation),
     Equivariant(EquivariantLinear<D>),
     Gated(Gated),
+    Bilinear(Bilinear<D>),
 }
 
 impl<D: HostDevice> Layer<D> {
@@ -120,6 +123,16 @@ impl<D: HostDevice> Layer<D> {
                 expect_input(layer.in_width())?;
                 Layer::Gated(layer)
             }
+            Op::Bilinear {
+                group,
+                rep,
+                channels,
+            } => {
+                let (device, rng, solver) = cx.parts(group)?;
+                let layer = Bilinear::new(device, node.id, solver, (rep, *channels), rng)?;
+                expect_input(layer.width())?;
+                Layer::Bilinear(layer)
+            }
             Op::NormNonlinearity { group, rep } => {
                 let layer = Gated::new(Gate::Norm, rep, cx.n(group)?, 0)?;
                 expect_input(layer.in_width())?;
@@ -140,6 +153,7 @@ impl<D: HostDevice> Layer<D> {
             Layer::Linear(l) => l.out_width(),
             Layer::Equivariant(l) => l.out_width(),
             Layer::Gated(l) => l.out_width(),
+            Layer::Bilinear(l) => l.width(),
             Layer::Input | Layer::Fused | Layer::Activation(_) => width,
         }
     }
@@ -151,6 +165,7 @@ impl<D: HostDevice> Layer<D> {
             Layer::Activation(kind) => activation::forward(*kind, x),
             Layer::Equivariant(l) => l.forward(x),
             Layer::Gated(l) => l.forward(x),
+            Layer::Bilinear(l) => l.forward(x),
         }
     }
 
@@ -158,6 +173,7 @@ impl<D: HostDevice> Layer<D> {
         match self {
             Layer::Linear(l) => l.params().collect(),
             Layer::Equivariant(l) => l.params().collect(),
+            Layer::Bilinear(l) => l.params().collect(),
             Layer::Input | Layer::Fused | Layer::Activation(_) | Layer::Gated(_) => Vec::new(),
         }
     }
@@ -166,6 +182,7 @@ impl<D: HostDevice> Layer<D> {
         match self {
             Layer::Linear(l) => l.params_mut().collect(),
             Layer::Equivariant(l) => l.params_mut().collect(),
+            Layer::Bilinear(l) => l.params_mut().collect(),
             Layer::Input | Layer::Fused | Layer::Activation(_) | Layer::Gated(_) => Vec::new(),
         }
     }
@@ -179,6 +196,7 @@ fn op_name(op: &Op) -> &'static str {
         Op::Activation { .. } => "activation",
         Op::EquivariantLinear { .. } => "equivariant_linear",
         Op::Gated { .. } => "gated",
+        Op::Bilinear { .. } => "bilinear",
         Op::NormNonlinearity { .. } => "norm_nonlinearity",
         Op::Hamiltonian { .. } => "hamiltonian",
         Op::Lagrangian { .. } => "lagrangian",
