@@ -134,6 +134,9 @@ fn op_text(op: &Op) -> String {
             format!("equivariant linear {rep_in} → {rep_out} (basis {basis}, bias {bias})")
         }
         Op::Gated { gates, .. } => format!("gated nonlinearity ({gates} gates)"),
+        Op::Bilinear { channels, .. } => {
+            format!("bilinear products (≤ {channels} channels per summand)")
+        }
         Op::NormNonlinearity { .. } => "norm nonlinearity".into(),
         Op::Hamiltonian { hidden, .. } => format!("Hamiltonian head, hidden {hidden:?}"),
         Op::Lagrangian { hidden, .. } => format!("Lagrangian head, hidden {hidden:?}"),

@@ -1,6 +1,7 @@
-//! Hidden representations of an equivariant MLP.
+//! Hidden representations of an equivariant MLP and the wiring of its bilinear layers.
 
-use crate::group::Rep;
+use crate::group::{BasisSolver, GroupError, Layout, Rep};
+use nalgebra::DMatrix;
 
 /// The hidden representation of `channels` dimensions, allocated uniformly across
 /// tensor ranks, for a group acting on `V = Rⁿ`.
@@ -136,6 +137,114 @@ fn is_scalar(rep: &Rep) -> bool {
     }
 }
 
+/// Most bilinear channels a summand's copies are mixed down to before products are formed.
+pub const BILINEAR_CHANNELS: usize = 8;
+
+/// The products of one pair of summands that land in one output summand.
+#[derive(Debug, Clone)]
+pub struct BilinearTerm {
+    /// Summand indices into [`BilinearPlan::layout`]; `left ≤ right`.
+    pub left: usize,
+    pub right: usize,
+    pub output: usize,
+    /// Orthonormal equivariant maps `T_left ⊗ T_right → T_output`, each
+    /// `size_output × (size_left · size_right)`, columns indexed `i·size_right + j`.
+    pub basis: Vec<DMatrix<f64>>,
+    /// Channel pairs (i, j) multiplied: all of them, or i ≤ j when `left == right`.
+    pub pairs: usize,
+}
+
+/// The wiring of an equivariant bilinear layer `h ↦ h + B(h, h)` on `rep`.
+///
+/// Each summand's mₛ copies are first mixed down to `channels[s] = min(mₛ, cap)`
+/// bilinear channels; every product of a channel of summand l with one of
+/// summand r is mapped into summand o by each equivariant basis map, and the
+/// results are mixed into o's copies. Only triples whose invariant tensor
+/// `T_o ⊗ T_l* ⊗ T_r*` has at most n⁴ entries (total tensor order ≤ 4) are
+/// kept: on the hidden reps `V⁰..V²` this keeps every product that yields an
+/// invariant, and every rank-≤2 output of two factors of total rank ≤ 2 or
+/// of a vector with a matrix, while `V² ⊗ V² → V²` (n⁶ entries) is left out.
+#[derive(Debug, Clone)]
+pub struct BilinearPlan {
+    pub layout: Layout,
+    /// Bilinear channels per summand, 0 for summands no term reads.
+    pub channels: Vec<usize>,
+    pub terms: Vec<BilinearTerm>,
+}
+
+impl BilinearPlan {
+    /// Solves the wiring of the bilinear layer on `rep` with at most `cap` channels per summand.
+    ///
+    /// ```
+    /// use symc::group::{BasisSolver, Group, Rep};
+    /// use symc::plan::BilinearPlan;
+    /// let o5 = Group::builtin("O", &[5]).unwrap();
+    /// let mut solver = BasisSolver::new(&o5);
+    /// // 2V: x·y products give the invariants that a linear layer cannot.
+    /// let plan = BilinearPlan::new(&mut solver, &Rep::Sum(vec![Rep::Scalar, Rep::V.times(2)]), 8).unwrap();
+    /// assert!(plan.terms.iter().any(|t| (t.left, t.right, t.output) == (1, 1, 0)));
+    /// assert_eq!(plan.parameters(), plan.channels.iter().zip(&plan.layout.summands).map(|(k, s)| k * s.multiplicity).sum::<usize>()
+    ///     + plan.terms.iter().map(|t| plan.layout.summands[t.output].multiplicity * t.basis.len() * t.pairs).sum::<usize>());
+    /// ```
+    pub fn new(
+        solver: &mut BasisSolver,
+        rep: &Rep,
+        cap: usize,
+    ) -> Result<BilinearPlan, GroupError> {
+        let n = solver.group().n();
+        let layout = rep.layout(n);
+        let summands = &layout.summands;
+        let mut channels = vec![0; summands.len()];
+        let mut terms = Vec::new();
+        for left in 0..summands.len() {
+            for right in left..summands.len() {
+                let (sl, sr) = (&summands[left], &summands[right]);
+                let product = Rep::Tensor(vec![sl.rep.clone(), sr.rep.clone()]);
+                for (output, so) in summands.iter().enumerate() {
+                    if sl.size * sr.size * so.size > n.pow(4) {
+                        continue;
+                    }
+                    let basis = solver.blocks(&product, &so.rep)?.to_basis();
+                    if basis.is_empty() {
+                        continue;
+                    }
+                    let (kl, kr) = (sl.multiplicity.min(cap), sr.multiplicity.min(cap));
+                    channels[left] = kl;
+                    channels[right] = kr;
+                    terms.push(BilinearTerm {
+                        left,
+                        right,
+                        output,
+                        basis: basis.matrices().to_vec(),
+                        pairs: if left == right {
+                            kl * (kl + 1) / 2
+                        } else {
+                            kl * kr
+                        },
+                    });
+                }
+            }
+        }
+        Ok(BilinearPlan {
+            layout,
+            channels,
+            terms,
+        })
+    }
+
+    /// Trainable parameters: the channel mixings in and out of the products.
+    pub fn parameters(&self) -> usize {
+        let summands = &self.layout.summands;
+        let mixing: usize = (self.channels.iter().zip(summands))
+            .map(|(k, s)| k * s.multiplicity)
+            .sum();
+        let products: usize = (self.terms.iter())
+            .map(|t| summands[t.output].multiplicity * t.basis.len() * t.pairs)
+            .sum();
+        mixing + products
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +277,30 @@ mod tests {
         let rep = uniform_rep(384, 3, true);
         assert_eq!(gate_count(&rep), 34 + 11 + 3);
         assert_eq!(gate_count(&Rep::Scalar.times(7)), 0);
+    }
+
+    #[test]
+    fn bilinear_terms_follow_the_order_rule() {
+        // O(5) on scalar + V + V²: V²⊗V² → V² (5⁶ entries) is left out, V²⊗V² → scalar kept.
+        let group = crate::group::Group::builtin("O", &[5]).unwrap();
+        let mut solver = BasisSolver::new(&group);
+        let rep = Rep::Sum(vec![Rep::Scalar.times(9), Rep::V.times(3), Rep::V.pow(2)]);
+        let plan = BilinearPlan::new(&mut solver, &rep, 8).unwrap();
+        let has = |l, r, o| {
+            plan.terms
+                .iter()
+                .any(|t| (t.left, t.right, t.output) == (l, r, o))
+        };
+        assert!(has(2, 2, 0) && has(1, 1, 0) && has(1, 2, 1) && has(1, 1, 2));
+        assert!(!has(2, 2, 2), "V²⊗V² → V² exceeds the order bound");
+        // V⊗V → V has no O(5)-equivariant map (−1 ∈ O(5) flips its sign).
+        assert!(!has(1, 1, 1));
+        assert_eq!(plan.channels, vec![8, 3, 1]);
+        let t = plan
+            .terms
+            .iter()
+            .find(|t| (t.left, t.right, t.output) == (0, 0, 0))
+            .unwrap();
+        assert_eq!(t.pairs, 36);
     }
 }

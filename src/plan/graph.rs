@@ -188,6 +188,16 @@ pub enum Op {
         rep: Rep,
         gates: usize,
     },
+    /// `h ↦ h + B(h, h)` with B an equivariant bilinear map `rep × rep → rep`:
+    /// each summand's copies are mixed into at most `channels` bilinear
+    /// channels whose products are mapped back into `rep`; the terms and the
+    /// parameter count are [`BilinearPlan`](super::BilinearPlan)'s.
+    Bilinear {
+        group: String,
+        #[serde(with = "rep_text")]
+        rep: Rep,
+        channels: usize,
+    },
     /// Nonlinearity on the norm of each non-scalar summand.
     NormNonlinearity {
         group: String,

@@ -5,7 +5,7 @@ mod graph;
 mod planner;
 mod validate;
 
-pub use emlp::{gate_count, uniform_rep};
+pub use emlp::{gate_count, uniform_rep, BilinearPlan, BilinearTerm, BILINEAR_CHANNELS};
 pub use graph::*;
 pub use planner::{plan, PlanError};
 pub use validate::{validate, Shapes, ValidationError};

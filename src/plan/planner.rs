@@ -7,7 +7,7 @@
 //! | strategy | nodes |
 //! | --- | --- |
 //! | none, `loss`, `soft`, `augment`, no symmetry | MLP: `Linear` + `Activation` per hidden layer, then `Linear` |
-//! | `architecture` on a group | EMLP: per layer `EquivariantLinear` to hidden rep + gates, `Gated`; then `EquivariantLinear` to the output rep |
+//! | `architecture` on a group | EMLP: per layer `EquivariantLinear` to hidden rep + gates, `Bilinear`, `Gated`; then `EquivariantLinear` to the output rep |
 //! | `hamiltonian` / `lagrangian` on `time` | one `Hamiltonian` / `Lagrangian` node |
 //! | `graph` on `translation` / `permutation` | one `GraphNetwork` node |
 //! | `group_conv` on `rotation(4)` (+ `reflection`) | `GroupConv` (p4 / p4m) with invariant pooling, then `Linear` |
@@ -18,7 +18,7 @@
 //! for the others (random elements of a non-compact group are unbounded, its
 //! generators are not); `soft` adds `SoftPrior`.
 
-use super::emlp::{gate_count, uniform_rep};
+use super::emlp::{gate_count, uniform_rep, BilinearPlan, BILINEAR_CHANNELS};
 use super::validate::{validate, ValidationError};
 use super::*;
 use crate::group::{BasisSolver, Group, GroupError, Rep};
@@ -386,6 +386,22 @@ fn emlp(
         .entry(name.to_string())
         .or_insert_with(|| BasisSolver::new(group));
     let n = group.n();
+    let hidden = uniform_rep(channels, n, group.is_compact());
+    let gates = gate_count(&hidden);
+    let gated = match gates {
+        0 => hidden.clone(),
+        _ => Rep::Sum(vec![hidden.clone(), Rep::Scalar.times(gates)]),
+    };
+    // Products reach the invariants a linear layer cannot (x·y under O(n)).
+    let products = BilinearPlan::new(solver, &gated, BILINEAR_CHANNELS)
+        .map_err(|error| PlanError::Basis {
+            span,
+            group: name.to_string(),
+            rep_in: Rep::Tensor(vec![gated.clone(), gated.clone()]),
+            rep_out: gated.clone(),
+            error,
+        })?
+        .parameters();
     let mut solve = |rep_in: &Rep, rep_out: &Rep| -> Result<(usize, usize), PlanError> {
         let err = |error| PlanError::Basis {
             span,
@@ -401,12 +417,6 @@ fn emlp(
             .dimension();
         Ok((basis, bias))
     };
-    let hidden = uniform_rep(channels, n, group.is_compact());
-    let gates = gate_count(&hidden);
-    let gated = match gates {
-        0 => hidden.clone(),
-        _ => Rep::Sum(vec![hidden.clone(), Rep::Scalar.times(gates)]),
-    };
     let mut prev = (0, ports_rep(&model.inputs));
     for _ in 0..layers {
         let (basis, bias) = solve(&prev.1, &gated)?;
@@ -418,6 +428,12 @@ fn emlp(
             bias,
         };
         let lin = b.push(op, Some(prev.0), gated.size(n), basis + bias, Some(name));
+        let op = Op::Bilinear {
+            group: name.into(),
+            rep: gated.clone(),
+            channels: BILINEAR_CHANNELS,
+        };
+        let lin = b.push(op, Some(lin), gated.size(n), products, Some(name));
         let op = Op::Gated {
             group: name.into(),
             rep: hidden.clone(),

@@ -130,6 +130,11 @@ pub fn validate(g: &ModelGraph) -> Result<Shapes, ValidationError> {
                 expect_in(rep.size(n) + gates)?;
                 (Some(rep.size(n)), Some(0))
             }
+            Op::Bilinear { group, rep, .. } => {
+                let n = group_n(group)?;
+                expect_in(rep.size(n))?;
+                (Some(rep.size(n)), None)
+            }
             Op::Hamiltonian { coordinates, .. } | Op::Lagrangian { coordinates, .. } => {
                 expect_in(2 * coordinates)?;
                 (Some(2 * coordinates), None)

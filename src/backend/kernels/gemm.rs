@@ -210,6 +210,12 @@ pub fn matmul(a: MatRef<'_>, b: MatRef<'_>, out: MatMut<'_>, accumulate: bool) {
     }
 }
 
+/// [`matmul`] into a whole contiguous row-major buffer of `a.rows() × b.cols()`.
+pub fn matmul_into(a: MatRef<'_>, b: MatRef<'_>, out: &mut [f32], accumulate: bool) {
+    let (rows, cols) = (a.rows(), b.cols());
+    matmul(a, b, MatMut::new(out, rows, cols), accumulate);
+}
+
 /// Adds the column sums of the row-major matrix `m` (rows of length `cols`)
 /// into `acc` — the bias gradient of a batch.
 ///

@@ -5,6 +5,7 @@
 //! of those two functions and one file holding its kernels.
 
 mod activation;
+mod bilinear;
 mod equivariant;
 mod gated;
 mod graph;
@@ -16,6 +17,7 @@ use super::params::Param;
 use super::BackendError;
 use crate::group::{matrix_from_rows, BasisSolver, Group};
 use crate::plan::{GroupDef, ModelGraph, Node, Op};
+use bilinear::Bilinear;
 use dfdx::prelude::*;
 use equivariant::EquivariantLinear;
 use gated::{Gate, Gated};
@@ -80,6 +82,7 @@ pub(crate) enum Layer<D: HostDevice> {
     /// `Op::Conv` and `Op::GroupConv`.
     Conv(ConvNet<D>),
     Graph(GraphNet<D>),
+    Bilinear(Bilinear<D>),
 }
 
 impl<D: HostDevice> Layer<D> {
@@ -126,6 +129,16 @@ impl<D: HostDevice> Layer<D> {
                 let layer = Gated::new(Gate::Channel, rep, cx.n(group)?, *gates)?;
                 expect_input(layer.in_width())?;
                 Layer::Gated(layer)
+            }
+            Op::Bilinear {
+                group,
+                rep,
+                channels,
+            } => {
+                let (device, rng, solver) = cx.parts(group)?;
+                let layer = Bilinear::new(device, node.id, solver, (rep, *channels), rng)?;
+                expect_input(layer.width())?;
+                Layer::Bilinear(layer)
             }
             Op::NormNonlinearity { group, rep } => {
                 let layer = Gated::new(Gate::Norm, rep, cx.n(group)?, 0)?;
@@ -201,6 +214,7 @@ impl<D: HostDevice> Layer<D> {
             Layer::Gated(l) => l.out_width(),
             Layer::Conv(c) => c.out_width(),
             Layer::Graph(g) => g.out_width(),
+            Layer::Bilinear(l) => l.width(),
             Layer::Input | Layer::Fused | Layer::Activation(_) => width,
         }
     }
@@ -214,6 +228,7 @@ impl<D: HostDevice> Layer<D> {
             Layer::Gated(l) => l.forward(x),
             Layer::Conv(c) => c.forward(x),
             Layer::Graph(g) => g.forward(x),
+            Layer::Bilinear(l) => l.forward(x),
         }
     }
 
@@ -223,6 +238,7 @@ impl<D: HostDevice> Layer<D> {
             Layer::Conv(c) => c.params().collect(),
             Layer::Graph(g) => g.params().collect(),
             Layer::Equivariant(l) => l.params().collect(),
+            Layer::Bilinear(l) => l.params().collect(),
             Layer::Input | Layer::Fused | Layer::Activation(_) | Layer::Gated(_) => Vec::new(),
         }
     }
@@ -233,6 +249,7 @@ impl<D: HostDevice> Layer<D> {
             Layer::Conv(c) => c.params_mut().collect(),
             Layer::Graph(g) => g.params_mut().collect(),
             Layer::Equivariant(l) => l.params_mut().collect(),
+            Layer::Bilinear(l) => l.params_mut().collect(),
             Layer::Input | Layer::Fused | Layer::Activation(_) | Layer::Gated(_) => Vec::new(),
         }
     }
@@ -246,6 +263,7 @@ fn op_name(op: &Op) -> &'static str {
         Op::Activation { .. } => "activation",
         Op::EquivariantLinear { .. } => "equivariant_linear",
         Op::Gated { .. } => "gated",
+        Op::Bilinear { .. } => "bilinear",
         Op::NormNonlinearity { .. } => "norm_nonlinearity",
         Op::Hamiltonian { .. } => "hamiltonian",
         Op::Lagrangian { .. } => "lagrangian",

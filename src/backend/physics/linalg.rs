@@ -1,7 +1,7 @@
 //! Dense kernels of the heads: products by dimensions over the shared GEMM,
 //! and small symmetric solves for mass matrices.
 
-use crate::backend::kernels::gemm::{matmul as gemm, MatMut, MatRef};
+use crate::backend::kernels::gemm::{matmul_into, MatRef};
 
 /// How a row-major operand enters a product.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -28,10 +28,10 @@ pub(crate) fn matmul(
         T::N => MatRef::new(data, rows, cols),
         T::Y => MatRef::new(data, cols, rows).t(),
     };
-    gemm(
+    matmul_into(
         view(a, ta, m, k),
         view(b, tb, k, n),
-        MatMut::new(c, m, n),
+        &mut c[..m * n],
         accumulate,
     );
 }

@@ -1,0 +1,530 @@
+//! The equivariant bilinear layer `h ↦ h + B(h, h)`.
+//!
+//! A stack of equivariant linear maps and gates can be blind to its input: for
+//! O(n) on vectors there is no linear invariant, so every gate is a constant.
+//! Products of channels are what reach the invariants (x·y, ‖x‖²). The wiring
+//! comes from [`BilinearPlan`]; per batch row the forward pass
+//!
+//! 1. mixes the mₛ copies of each summand s into kₛ bilinear channels,
+//!    Uₛ = Xₛ·Mₛᵀ with Xₛ laid out (row, component) × copy — one `gemm`, and
+//!    equivariant because mixing copies commutes with the group action;
+//! 2. for each term (l, r → o) forms the outer products uₗ,ₐ ⊗ u_r,b of its
+//!    channel pairs p = (a, b), one row of O per (batch row, pair);
+//! 3. applies the term's basis maps, Z = O·Aᵀ with A the stacked maps
+//!    (|A|·dₒ × dₗ·d_r) — one `gemm`;
+//! 4. mixes the |A|·|pairs| features into the copies of o, Yₒ += F·Wᵀ — one
+//!    `gemm` — and adds Y to the input.
+//!
+//! Parameters: `n{id}.mix.{s}` (`[kₛ, mₛ]`) for each summand a term reads and
+//! `n{id}.bilinear.{t}` (`[mₒ, |A|·|pairs|]`, columns ordered by basis map,
+//! then pair) for each term t. The basis maps are scaled to ‖A‖²_F = dₒ as in
+//! the equivariant linear layer and W starts at a tenth of a dense layer's
+//! scale, so that a block starts close to its linear part.
+
+use super::super::kernels::gemm::{matmul_into as matmul, MatRef};
+use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
+use super::super::params::Param;
+use super::super::BackendError;
+use crate::group::{BasisSolver, Rep};
+use crate::plan::BilinearPlan;
+use dfdx::prelude::*;
+use std::sync::Arc;
+
+/// Initial scale of the product mixings relative to a dense layer of their fan-in.
+const INITIAL_SCALE: f32 = 0.1;
+
+/// Shape of one canonical summand and its bilinear channels.
+#[derive(Debug, Clone, Copy)]
+struct Summand {
+    offset: usize,
+    size: usize,
+    copies: usize,
+    channels: usize,
+}
+
+/// One family of products: channels of `left` times channels of `right`, into `output`.
+struct Term {
+    left: usize,
+    right: usize,
+    output: usize,
+    /// The basis maps stacked, row-major `(maps·size_out) × (size_left·size_right)`.
+    basis: Vec<f32>,
+    maps: usize,
+    /// Channel pairs (a, b) multiplied.
+    pairs: Vec<(usize, usize)>,
+}
+
+impl Term {
+    /// Columns of F and W: one per (basis map, pair).
+    fn features(&self) -> usize {
+        self.maps * self.pairs.len()
+    }
+}
+
+/// The parameter-free part of the layer, shared with its backward closure.
+struct Structure {
+    dim: usize,
+    /// Canonical coordinate → position in the layer's vector.
+    perm: Vec<usize>,
+    summands: Vec<Summand>,
+    terms: Vec<Term>,
+}
+
+pub(crate) struct Bilinear<D: HostDevice> {
+    structure: Arc<Structure>,
+    /// Per summand Mₛ, absent for summands no term reads.
+    mixers: Vec<Option<Param<D>>>,
+    /// Per term W_t.
+    weights: Vec<Param<D>>,
+}
+
+/// What the forward pass keeps for the backward pass.
+struct Saved {
+    /// Per summand: Xₛ and Uₛ (empty for summands without channels).
+    x: Vec<Vec<f32>>,
+    u: Vec<Vec<f32>>,
+    /// Per term: O and F.
+    products: Vec<Vec<f32>>,
+    features: Vec<Vec<f32>>,
+    mixers: Vec<Vec<f32>>,
+    weights: Vec<Vec<f32>>,
+}
+
+impl<D: HostDevice> Bilinear<D> {
+    /// Builds the layer of node `node` on `rep` with at most `channels`
+    /// bilinear channels per summand. Its parameter count is
+    /// [`BilinearPlan::parameters`], the planner's, which the network checks
+    /// against the graph.
+    pub(crate) fn new(
+        device: &D,
+        node: usize,
+        solver: &mut BasisSolver,
+        (rep, channels): (&Rep, usize),
+        rng: &mut rand::rngs::StdRng,
+    ) -> Result<Self, BackendError> {
+        let plan = BilinearPlan::new(solver, rep, channels).map_err(|e| BackendError::Group {
+            group: solver.group().name().into(),
+            message: e.to_string(),
+        })?;
+        let summands: Vec<Summand> = (plan.layout.summands.iter())
+            .zip(&plan.channels)
+            .map(|(s, &channels)| Summand {
+                offset: s.offset,
+                size: s.size,
+                copies: s.multiplicity,
+                channels,
+            })
+            .collect();
+        let terms: Vec<Term> = (plan.terms.iter())
+            .map(|t| {
+                let size = summands[t.output].size;
+                let scale = (size as f64).sqrt();
+                let basis = (t.basis.iter())
+                    .flat_map(|b| {
+                        let b = b * (scale / b.norm());
+                        // Row-major: one row per output component.
+                        b.transpose().iter().map(|&v| v as f32).collect::<Vec<_>>()
+                    })
+                    .collect();
+                let (kl, kr) = (summands[t.left].channels, summands[t.right].channels);
+                let pairs = (0..kl)
+                    .flat_map(|a| (0..kr).map(move |b| (a, b)))
+                    .filter(|&(a, b)| t.left != t.right || a <= b)
+                    .collect::<Vec<_>>();
+                debug_assert_eq!(pairs.len(), t.pairs);
+                Term {
+                    left: t.left,
+                    right: t.right,
+                    output: t.output,
+                    basis,
+                    maps: t.basis.len(),
+                    pairs,
+                }
+            })
+            .collect();
+        let mixers = (summands.iter().enumerate())
+            .map(|(s, shape)| {
+                let init = 1.0 / (shape.copies as f32).sqrt();
+                let name = format!("n{node}.mix.{s}");
+                (shape.channels > 0)
+                    .then(|| {
+                        Param::new(device, name, vec![shape.channels, shape.copies], init, rng)
+                    })
+                    .transpose()
+            })
+            .collect::<Result<_, _>>()?;
+        let mut fan_in = vec![0; summands.len()];
+        for t in &terms {
+            fan_in[t.output] += t.features();
+        }
+        let weights = (terms.iter().enumerate())
+            .map(|(i, t)| {
+                let init = INITIAL_SCALE / (fan_in[t.output] as f32).sqrt();
+                let shape = vec![summands[t.output].copies, t.features()];
+                Param::new(device, format!("n{node}.bilinear.{i}"), shape, init, rng)
+            })
+            .collect::<Result<_, _>>()?;
+        let structure = Structure {
+            dim: plan.layout.perm.len(),
+            perm: plan.layout.perm,
+            summands,
+            terms,
+        };
+        Ok(Bilinear {
+            structure: Arc::new(structure),
+            mixers,
+            weights,
+        })
+    }
+
+    pub(crate) fn width(&self) -> usize {
+        self.structure.dim
+    }
+
+    pub(crate) fn params(&self) -> impl Iterator<Item = &Param<D>> {
+        self.mixers.iter().flatten().chain(&self.weights)
+    }
+
+    pub(crate) fn params_mut(&mut self) -> impl Iterator<Item = &mut Param<D>> {
+        self.mixers.iter_mut().flatten().chain(&mut self.weights)
+    }
+
+    pub(crate) fn forward<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, BackendError> {
+        let rows = x.shape().0;
+        let layer = Arc::clone(&self.structure);
+        let xs = host(&x);
+        let mut saved = Saved {
+            x: Vec::new(),
+            u: Vec::new(),
+            products: Vec::new(),
+            features: Vec::new(),
+            mixers: self
+                .mixers
+                .iter()
+                .map(|m| m.as_ref().map(Param::values).unwrap_or_default())
+                .collect(),
+            weights: self.weights.iter().map(Param::values).collect(),
+        };
+        for (s, mixer) in layer.summands.iter().zip(&saved.mixers) {
+            let (x, mut u) = (
+                layer.gather(&xs, rows, s),
+                vec![0.0; rows * s.size * s.channels],
+            );
+            if s.channels > 0 {
+                matmul(
+                    MatRef::new(&x, rows * s.size, s.copies),
+                    MatRef::new(mixer, s.channels, s.copies).t(),
+                    &mut u,
+                    false,
+                );
+            }
+            saved.x.push(x);
+            saved.u.push(u);
+        }
+        let mut y: Vec<Vec<f32>> = (layer.summands.iter())
+            .map(|s| vec![0.0; rows * s.size * s.copies])
+            .collect();
+        for (t, weight) in layer.terms.iter().zip(&saved.weights) {
+            let (o, features) = layer.term_forward(t, &saved.u, rows);
+            let out = layer.summands[t.output];
+            matmul(
+                MatRef::new(&features, rows * out.size, t.features()),
+                MatRef::new(weight, out.copies, t.features()).t(),
+                &mut y[t.output],
+                true,
+            );
+            saved.products.push(o);
+            saved.features.push(features);
+        }
+        let mut out = xs;
+        for (s, y) in layer.summands.iter().zip(&y) {
+            layer.scatter_add(y, rows, s, &mut out);
+        }
+        let handles: Vec<_> = self.params().map(Param::handle).collect();
+        custom_op(x, out, layer.dim, move |grad_out, grads, input| {
+            let dy: Vec<Vec<f32>> = (layer.summands.iter())
+                .map(|s| layer.gather(&grad_out, rows, s))
+                .collect();
+            let mut du: Vec<Vec<f32>> = saved.u.iter().map(|u| vec![0.0; u.len()]).collect();
+            let (mixer_handles, weight_handles) =
+                handles.split_at(handles.len() - layer.terms.len());
+            for (i, t) in layer.terms.iter().enumerate() {
+                let out = layer.summands[t.output];
+                let dy = MatRef::new(&dy[t.output], rows * out.size, out.copies);
+                let features = MatRef::new(&saved.features[i], rows * out.size, t.features());
+                matmul(dy.t(), features, grads.slice(&weight_handles[i])?, true);
+                let mut df = vec![0.0; rows * out.size * t.features()];
+                let weight = MatRef::new(&saved.weights[i], out.copies, t.features());
+                matmul(dy, weight, &mut df, false);
+                layer.term_backward(t, &df, &saved.products[i], &saved.u, &mut du, rows);
+            }
+            let dx = grads.slice(input)?;
+            dx.iter_mut().zip(grad_out).for_each(|(d, g)| *d += g);
+            let active = layer
+                .summands
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.channels > 0);
+            for ((s, shape), handle) in active.zip(mixer_handles) {
+                let du = MatRef::new(&du[s], rows * shape.size, shape.channels);
+                let x = MatRef::new(&saved.x[s], rows * shape.size, shape.copies);
+                matmul(du.t(), x, grads.slice(handle)?, true);
+                let mut dxs = vec![0.0; rows * shape.size * shape.copies];
+                let mixer = MatRef::new(&saved.mixers[s], shape.channels, shape.copies);
+                matmul(du, mixer, &mut dxs, false);
+                layer.scatter_add(&dxs, rows, shape, grads.slice(input)?);
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Structure {
+    /// Summand `s` of every row as Xₛ: rows (batch row, component), columns copies.
+    fn gather(&self, x: &[f32], rows: usize, s: &Summand) -> Vec<f32> {
+        let mut out = vec![0.0; rows * s.size * s.copies];
+        for (out, x) in out
+            .chunks_exact_mut(s.size * s.copies)
+            .zip(x.chunks_exact(self.dim))
+        {
+            for c in 0..s.copies {
+                for a in 0..s.size {
+                    out[a * s.copies + c] = x[self.perm[s.offset + c * s.size + a]];
+                }
+            }
+        }
+        out
+    }
+
+    /// Adds Xₛ-laid-out values `v` into the layer's vectors `out`.
+    fn scatter_add(&self, v: &[f32], rows: usize, s: &Summand, out: &mut [f32]) {
+        for (out, v) in
+            (out.chunks_exact_mut(self.dim).take(rows)).zip(v.chunks_exact(s.size * s.copies))
+        {
+            for c in 0..s.copies {
+                for a in 0..s.size {
+                    out[self.perm[s.offset + c * s.size + a]] += v[a * s.copies + c];
+                }
+            }
+        }
+    }
+
+    /// O (rows (batch row, pair), columns (i, j)) and F (rows (batch row,
+    /// output component), columns (basis map, pair)) of term `t`.
+    fn term_forward(&self, t: &Term, u: &[Vec<f32>], rows: usize) -> (Vec<f32>, Vec<f32>) {
+        let (l, r, out) = (
+            self.summands[t.left],
+            self.summands[t.right],
+            self.summands[t.output],
+        );
+        let (np, inner) = (t.pairs.len(), l.size * r.size);
+        let mut o = vec![0.0; rows * np * inner];
+        for (row, o) in o.chunks_exact_mut(np * inner).enumerate() {
+            let ul = &u[t.left][row * l.size * l.channels..][..l.size * l.channels];
+            let ur = &u[t.right][row * r.size * r.channels..][..r.size * r.channels];
+            for (o, &(a, b)) in o.chunks_exact_mut(inner).zip(&t.pairs) {
+                for i in 0..l.size {
+                    let x = ul[i * l.channels + a];
+                    for j in 0..r.size {
+                        o[i * r.size + j] = x * ur[j * r.channels + b];
+                    }
+                }
+            }
+        }
+        let width = t.maps * out.size;
+        let mut z = vec![0.0; rows * np * width];
+        matmul(
+            MatRef::new(&o, rows * np, inner),
+            MatRef::new(&t.basis, width, inner).t(),
+            &mut z,
+            false,
+        );
+        let mut f = vec![0.0; rows * out.size * t.features()];
+        self.permute_features(t, rows, |zi, fi| f[fi] = z[zi]);
+        (o, f)
+    }
+
+    /// Visits the index pairs (Z index, F index) of the same (row, map, pair, component).
+    fn permute_features(&self, t: &Term, rows: usize, mut visit: impl FnMut(usize, usize)) {
+        let (d, np, maps) = (self.summands[t.output].size, t.pairs.len(), t.maps);
+        for row in 0..rows {
+            for p in 0..np {
+                for k in 0..maps {
+                    for e in 0..d {
+                        visit(
+                            ((row * np + p) * maps + k) * d + e,
+                            (row * d + e) * maps * np + k * np + p,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds term `t`'s share of dU given dF.
+    fn term_backward(
+        &self,
+        t: &Term,
+        df: &[f32],
+        o: &[f32],
+        u: &[Vec<f32>],
+        du: &mut [Vec<f32>],
+        rows: usize,
+    ) {
+        let (l, r, out) = (
+            self.summands[t.left],
+            self.summands[t.right],
+            self.summands[t.output],
+        );
+        let (np, inner, width) = (t.pairs.len(), l.size * r.size, t.maps * out.size);
+        let mut dz = vec![0.0; rows * np * width];
+        self.permute_features(t, rows, |zi, fi| dz[zi] = df[fi]);
+        let mut dout = vec![0.0; o.len()];
+        matmul(
+            MatRef::new(&dz, rows * np, width),
+            MatRef::new(&t.basis, width, inner),
+            &mut dout,
+            false,
+        );
+        let (lw, rw) = (l.size * l.channels, r.size * r.channels);
+        for (row, dout) in dout.chunks_exact(np * inner).enumerate() {
+            let ul = u[t.left][row * lw..][..lw].to_vec();
+            let ur = u[t.right][row * rw..][..rw].to_vec();
+            for (dout, &(a, b)) in dout.chunks_exact(inner).zip(&t.pairs) {
+                for i in 0..l.size {
+                    for j in 0..r.size {
+                        let g = dout[i * r.size + j];
+                        du[t.left][row * lw + i * l.channels + a] += g * ur[j * r.channels + b];
+                        du[t.right][row * rw + j * r.channels + b] += g * ul[i * l.channels + a];
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::Layer;
+    use super::*;
+    use crate::group::Group;
+    use crate::plan::{uniform_rep, Op, BILINEAR_CHANNELS};
+    use dfdx::tensor::Cpu;
+    use rand::SeedableRng;
+
+    fn op(group: &Group, rep: &Rep) -> Op {
+        Op::Bilinear {
+            group: group.name().into(),
+            rep: rep.clone(),
+            channels: BILINEAR_CHANNELS,
+        }
+    }
+
+    /// The layer on `rep`, with the parameter count its plan implies.
+    fn layer(group: &Group, rep: &Rep, seed: u64) -> Layer<Cpu> {
+        let mut solver = BasisSolver::new(group);
+        let params = BilinearPlan::new(&mut solver, rep, BILINEAR_CHANNELS)
+            .unwrap()
+            .parameters();
+        let layer = build_layer(group, op(group, rep), rep.size(group.n()), seed);
+        assert_eq!(
+            layer.params().iter().map(|p| p.len()).sum::<usize>(),
+            params
+        );
+        layer
+    }
+
+    #[test]
+    fn bilinear_is_equivariant_for_random_group_elements() {
+        let cases = [
+            // O(5) on an EMLP hidden rep with gates, 2V-fed.
+            (
+                Group::builtin("O", &[5]).unwrap(),
+                Rep::Sum(vec![uniform_rep(90, 5, true), Rep::Scalar.times(4)]),
+            ),
+            // SO(3) with V² outputs: V⊗V → V² includes the cross product's ε.
+            (
+                Group::builtin("SO", &[3]).unwrap(),
+                Rep::Sum(vec![Rep::V.times(3), Rep::Scalar.times(2), Rep::V.pow(2)]),
+            ),
+            (
+                Group::builtin("Lorentz", &[]).unwrap(),
+                uniform_rep(60, 4, false),
+            ),
+        ];
+        for (group, rep) in cases {
+            let layer = layer(&group, &rep, 3);
+            assert_equivariant(&layer, &group, |g| (rep.rho(g), rep.rho(g)));
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let group = Group::builtin("SO", &[3]).unwrap();
+        let rep = Rep::Sum(vec![Rep::V.times(2), Rep::Scalar.times(3), Rep::V.pow(2)]);
+        let mut layer = layer(&group, &rep, 5);
+        // Start the product mixings at full scale so their share of the gradient is visible.
+        for p in layer.params_mut() {
+            let v: Vec<f32> = p.values().iter().map(|v| v * 10.0).collect();
+            p.set(&v);
+        }
+        check_gradients(&mut layer, 3, rep.size(3));
+    }
+
+    #[test]
+    fn a_gated_block_with_products_sees_its_input() {
+        // O(5), 2V → scalar: without products every gate is a constant and the
+        // output does not depend on x; with them it does, and stays invariant.
+        let group = Group::builtin("O", &[5]).unwrap();
+        let (input, hidden) = (Rep::V.times(2), uniform_rep(40, 5, true));
+        let gates = crate::plan::gate_count(&hidden);
+        let gated = Rep::Sum(vec![hidden.clone(), Rep::Scalar.times(gates)]);
+        let mut solver = BasisSolver::new(&group);
+        let mut linear = |rep_in: &Rep, rep_out: &Rep| Op::EquivariantLinear {
+            group: group.name().into(),
+            rep_in: rep_in.clone(),
+            rep_out: rep_out.clone(),
+            basis: solver.blocks(rep_in, rep_out).unwrap().dimension(),
+            bias: solver.blocks(&Rep::Scalar, rep_out).unwrap().dimension(),
+        };
+        let stack = [
+            (linear(&input, &gated), input.size(5)),
+            (op(&group, &gated), gated.size(5)),
+            (
+                Op::Gated {
+                    group: group.name().into(),
+                    rep: hidden.clone(),
+                    gates,
+                },
+                gated.size(5),
+            ),
+            (linear(&hidden, &Rep::Scalar), hidden.size(5)),
+        ];
+        let layers: Vec<Layer<Cpu>> = (stack.into_iter().enumerate())
+            .map(|(i, (op, width))| build_layer(&group, op, width, i as u64))
+            .collect();
+        let dev = Cpu::default();
+        let run = |x: Vec<f32>| -> Vec<f32> {
+            let x = dev.tensor_from_vec(x, (4, 10));
+            let y = layers.iter().try_fold(x, |x, l| l.forward(x)).unwrap();
+            host(&y)
+        };
+        let x = random_matrix(4, 10, 7);
+        let y = run(x.clone());
+        let spread = y.iter().map(|v| (v - y[0]).abs()).fold(0.0, f32::max);
+        assert!(
+            spread > 1e-3 * (1.0 + y[0].abs()),
+            "outputs {y:?} do not depend on x"
+        );
+        let g = group.sample(&mut rand::rngs::StdRng::seed_from_u64(9));
+        let rho = input.rho(&g);
+        let gx: Vec<f32> = (x.chunks(10))
+            .flat_map(|r| {
+                let v = nalgebra::DVector::from_iterator(10, r.iter().map(|&v| v as f64));
+                (&rho * v).iter().map(|&v| v as f32).collect::<Vec<_>>()
+            })
+            .collect();
+        assert_close(&run(gx), &y, 1e-5);
+    }
+}
