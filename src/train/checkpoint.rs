@@ -53,10 +53,9 @@ pub(crate) fn encode(
             ))
         })
         .collect::<Result<Vec<_>, TrainError>>()?;
-    let metadata = HashMap::from([
-        ("producer".to_string(), "symc".to_string()),
-        ("model".to_string(), model.to_string()),
-    ]);
+    // One entry: safetensors writes its metadata map in hash order, and the file
+    // must be byte-identical for the same seed.
+    let metadata = HashMap::from([("symc.model".to_string(), model.to_string())]);
     safetensors::serialize(views, &Some(metadata)).map_err(invalid)
 }
 
@@ -130,7 +129,7 @@ mod tests {
         assert_eq!(read, parameters);
         assert_eq!(read_standardizer, standardizer);
         let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
-        assert_eq!(header.metadata().as_ref().unwrap()["model"], "tiny");
+        assert_eq!(header.metadata().as_ref().unwrap()["symc.model"], "tiny");
     }
 
     #[test]

@@ -96,7 +96,7 @@ impl Report {
 /// node 3), plus `standardize.x_shift`, `standardize.x_scale` (`[inputs]`),
 /// `standardize.y_shift` and `standardize.y_scale` (`[outputs]`): the network
 /// sees `(x − x_shift) / x_scale` and its output `o` means `o · y_scale + y_shift`.
-/// The header's metadata holds `producer: symc` and `model: <name>`.
+/// The header's metadata holds `symc.model: <name>`.
 #[derive(Debug, Clone)]
 pub struct RunDir {
     path: PathBuf,
