@@ -165,8 +165,9 @@ fn lorentz(rng: &mut StdRng, x: &mut [f64], y: &mut [f64]) {
     y[0] = lorentz_amplitude(x);
 }
 
-/// UCI optdigits' test set (as scikit-learn ships it): 64 pixel columns, then the label.
-const DIGITS_CSV: &str = include_str!("digits.csv");
+/// UCI optdigits' test set (as scikit-learn ships it): the label, then 64 pixel
+/// columns. The bundled specs read the same file, so it is stored once.
+const DIGITS_CSV: &str = include_str!("../../specs/data/digits8x8.csv");
 
 fn digits(params: &BTreeMap<String, f64>) -> Result<Splits, DataError> {
     let params = Params::new("digits", params, &["val_fraction", "test_fraction", "seed"])?;
@@ -176,7 +177,15 @@ fn digits(params: &BTreeMap<String, f64>) -> Result<Splits, DataError> {
         test: params.fraction("test_fraction", defaults.test)?,
         seed: params.count("seed", defaults.seed)?,
     };
-    let table = super::csv::parse(DIGITS_CSV, "digits.csv", 64, 1)?;
+    // The label column comes first: read it as the "input", then swap.
+    let read = super::csv::parse(DIGITS_CSV, "digits8x8.csv", 1, 64)?;
+    let table = Table {
+        x: read.y,
+        y: read.x,
+        rows: read.rows,
+        x_dim: read.y_dim,
+        y_dim: read.x_dim,
+    };
     rule.split(&table)
 }
 
