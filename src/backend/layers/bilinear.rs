@@ -28,6 +28,7 @@ use super::super::BackendError;
 use crate::group::{BasisSolver, Rep};
 use crate::plan::BilinearPlan;
 use dfdx::prelude::*;
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// Initial scale of the product mixings relative to a dense layer of their fan-in.
@@ -80,11 +81,11 @@ pub(crate) struct Bilinear<D: HostDevice> {
 
 /// What the forward pass keeps for the backward pass.
 struct Saved {
-    /// Per summand: Xₛ and Uₛ (empty for summands without channels).
+    /// Per summand: Xₛ, and Uₛ channel-major (per row, channels × components;
+    /// empty for summands without channels).
     x: Vec<Vec<f32>>,
-    u: Vec<Vec<f32>>,
-    /// Per term: O and F.
-    products: Vec<Vec<f32>>,
+    ut: Vec<Vec<f32>>,
+    /// Per term: F.
     features: Vec<Vec<f32>>,
     mixers: Vec<Vec<f32>>,
     weights: Vec<Vec<f32>>,
@@ -195,8 +196,7 @@ impl<D: HostDevice> Bilinear<D> {
         let xs = host(&x);
         let mut saved = Saved {
             x: Vec::new(),
-            u: Vec::new(),
-            products: Vec::new(),
+            ut: Vec::new(),
             features: Vec::new(),
             mixers: self
                 .mixers
@@ -219,13 +219,15 @@ impl<D: HostDevice> Bilinear<D> {
                 );
             }
             saved.x.push(x);
-            saved.u.push(u);
+            saved
+                .ut
+                .push(transpose_blocks(&u, rows, s.size, s.channels));
         }
         let mut y: Vec<Vec<f32>> = (layer.summands.iter())
             .map(|s| vec![0.0; rows * s.size * s.copies])
             .collect();
         for (t, weight) in layer.terms.iter().zip(&saved.weights) {
-            let (o, features) = layer.term_forward(t, &saved.u, rows);
+            let features = layer.term_forward(t, &saved.ut, rows);
             let out = layer.summands[t.output];
             matmul(
                 MatRef::new(&features, rows * out.size, t.features()),
@@ -233,7 +235,6 @@ impl<D: HostDevice> Bilinear<D> {
                 &mut y[t.output],
                 true,
             );
-            saved.products.push(o);
             saved.features.push(features);
         }
         let mut out = xs;
@@ -245,7 +246,7 @@ impl<D: HostDevice> Bilinear<D> {
             let dy: Vec<Vec<f32>> = (layer.summands.iter())
                 .map(|s| layer.gather(&grad_out, rows, s))
                 .collect();
-            let mut du: Vec<Vec<f32>> = saved.u.iter().map(|u| vec![0.0; u.len()]).collect();
+            let mut dut: Vec<Vec<f32>> = saved.ut.iter().map(|u| vec![0.0; u.len()]).collect();
             let (mixer_handles, weight_handles) =
                 handles.split_at(handles.len() - layer.terms.len());
             for (i, t) in layer.terms.iter().enumerate() {
@@ -256,7 +257,7 @@ impl<D: HostDevice> Bilinear<D> {
                 let mut df = vec![0.0; rows * out.size * t.features()];
                 let weight = MatRef::new(&saved.weights[i], out.copies, t.features());
                 matmul(dy, weight, &mut df, false);
-                layer.term_backward(t, &df, &saved.products[i], &saved.u, &mut du, rows);
+                layer.term_backward(t, &df, &saved.ut, &mut dut);
             }
             let dx = grads.slice(input)?;
             dx.iter_mut().zip(grad_out).for_each(|(d, g)| *d += g);
@@ -266,7 +267,8 @@ impl<D: HostDevice> Bilinear<D> {
                 .enumerate()
                 .filter(|(_, s)| s.channels > 0);
             for ((s, shape), handle) in active.zip(mixer_handles) {
-                let du = MatRef::new(&du[s], rows * shape.size, shape.channels);
+                let du = transpose_blocks(&dut[s], rows, shape.channels, shape.size);
+                let du = MatRef::new(&du, rows * shape.size, shape.channels);
                 let x = MatRef::new(&saved.x[s], rows * shape.size, shape.copies);
                 matmul(du.t(), x, grads.slice(handle)?, true);
                 let mut dxs = vec![0.0; rows * shape.size * shape.copies];
@@ -309,39 +311,58 @@ impl Structure {
         }
     }
 
-    /// O (rows (batch row, pair), columns (i, j)) and F (rows (batch row,
-    /// output component), columns (basis map, pair)) of term `t`.
-    fn term_forward(&self, t: &Term, u: &[Vec<f32>], rows: usize) -> (Vec<f32>, Vec<f32>) {
+    /// Rows per work item of term `t`: few enough that the chunk's outer
+    /// products stay in cache, which matters more here than the arithmetic.
+    fn chunk_rows(&self, t: &Term) -> usize {
+        const CHUNK_FLOATS: usize = 1 << 15;
+        let inner = self.summands[t.left].size * self.summands[t.right].size;
+        (CHUNK_FLOATS / (t.pairs.len() * inner).max(1)).max(1)
+    }
+
+    /// F (rows (batch row, output component), columns (basis map, pair)) of
+    /// term `t`, from the channel-major mixed channels `ut`. Chunks of rows run
+    /// in parallel; each forms its outer products O (rows (row, pair), columns
+    /// (i, j)) and their images Z = O·Aᵀ, and scatters Z into its rows of F.
+    fn term_forward(&self, t: &Term, ut: &[Vec<f32>], rows: usize) -> Vec<f32> {
         let (l, r, out) = (
             self.summands[t.left],
             self.summands[t.right],
             self.summands[t.output],
         );
-        let (np, inner) = (t.pairs.len(), l.size * r.size);
-        let mut o = vec![0.0; rows * np * inner];
-        for (row, o) in o.chunks_exact_mut(np * inner).enumerate() {
-            let ul = &u[t.left][row * l.size * l.channels..][..l.size * l.channels];
-            let ur = &u[t.right][row * r.size * r.channels..][..r.size * r.channels];
-            for (o, &(a, b)) in o.chunks_exact_mut(inner).zip(&t.pairs) {
-                for i in 0..l.size {
-                    let x = ul[i * l.channels + a];
-                    for j in 0..r.size {
-                        o[i * r.size + j] = x * ur[j * r.channels + b];
+        let (np, inner, width) = (t.pairs.len(), l.size * r.size, t.maps * out.size);
+        let (lw, rw, fw) = (
+            l.size * l.channels,
+            r.size * r.channels,
+            out.size * t.features(),
+        );
+        let chunk = self.chunk_rows(t);
+        let mut f = vec![0.0; rows * fw];
+        f.par_chunks_mut(chunk * fw).enumerate().for_each(|(c, f)| {
+            let n = f.len() / fw;
+            let mut o = vec![0.0; n * np * inner];
+            for (k, o) in o.chunks_exact_mut(np * inner).enumerate() {
+                let row = c * chunk + k;
+                let (ul, ur) = (
+                    &ut[t.left][row * lw..][..lw],
+                    &ut[t.right][row * rw..][..rw],
+                );
+                for (o, &(a, b)) in o.chunks_exact_mut(inner).zip(&t.pairs) {
+                    let ub = &ur[b * r.size..][..r.size];
+                    for (o, &x) in o.chunks_exact_mut(r.size).zip(&ul[a * l.size..][..l.size]) {
+                        o.iter_mut().zip(ub).for_each(|(o, &y)| *o = x * y);
                     }
                 }
             }
-        }
-        let width = t.maps * out.size;
-        let mut z = vec![0.0; rows * np * width];
-        matmul(
-            MatRef::new(&o, rows * np, inner),
-            MatRef::new(&t.basis, width, inner).t(),
-            &mut z,
-            false,
-        );
-        let mut f = vec![0.0; rows * out.size * t.features()];
-        self.permute_features(t, rows, |zi, fi| f[fi] = z[zi]);
-        (o, f)
+            let mut z = vec![0.0; n * np * width];
+            matmul(
+                MatRef::new(&o, n * np, inner),
+                MatRef::new(&t.basis, width, inner).t(),
+                &mut z,
+                false,
+            );
+            self.permute_features(t, n, |zi, fi| f[fi] = z[zi]);
+        });
+        f
     }
 
     /// Visits the index pairs (Z index, F index) of the same (row, map, pair, component).
@@ -361,46 +382,84 @@ impl Structure {
         }
     }
 
-    /// Adds term `t`'s share of dU given dF.
-    fn term_backward(
-        &self,
-        t: &Term,
-        df: &[f32],
-        o: &[f32],
-        u: &[Vec<f32>],
-        du: &mut [Vec<f32>],
-        rows: usize,
-    ) {
+    /// Adds term `t`'s share of dU (channel-major, like `ut`) given dF, chunk
+    /// by chunk as in [`Self::term_forward`].
+    fn term_backward(&self, t: &Term, df: &[f32], ut: &[Vec<f32>], dut: &mut [Vec<f32>]) {
         let (l, r, out) = (
             self.summands[t.left],
             self.summands[t.right],
             self.summands[t.output],
         );
         let (np, inner, width) = (t.pairs.len(), l.size * r.size, t.maps * out.size);
-        let mut dz = vec![0.0; rows * np * width];
-        self.permute_features(t, rows, |zi, fi| dz[zi] = df[fi]);
-        let mut dout = vec![0.0; o.len()];
-        matmul(
-            MatRef::new(&dz, rows * np, width),
-            MatRef::new(&t.basis, width, inner),
-            &mut dout,
-            false,
+        let (lw, rw, fw) = (
+            l.size * l.channels,
+            r.size * r.channels,
+            out.size * t.features(),
         );
-        let (lw, rw) = (l.size * l.channels, r.size * r.channels);
-        for (row, dout) in dout.chunks_exact(np * inner).enumerate() {
-            let ul = u[t.left][row * lw..][..lw].to_vec();
-            let ur = u[t.right][row * rw..][..rw].to_vec();
-            for (dout, &(a, b)) in dout.chunks_exact(inner).zip(&t.pairs) {
-                for i in 0..l.size {
-                    for j in 0..r.size {
-                        let g = dout[i * r.size + j];
-                        du[t.left][row * lw + i * l.channels + a] += g * ur[j * r.channels + b];
-                        du[t.right][row * rw + j * r.channels + b] += g * ul[i * l.channels + a];
+        let chunk = self.chunk_rows(t);
+        let parts: Vec<(Vec<f32>, Vec<f32>)> = df
+            .par_chunks(chunk * fw)
+            .enumerate()
+            .map(|(c, df)| {
+                let n = df.len() / fw;
+                let mut dz = vec![0.0; n * np * width];
+                self.permute_features(t, n, |zi, fi| dz[zi] = df[fi]);
+                let mut dout = vec![0.0; n * np * inner];
+                matmul(
+                    MatRef::new(&dz, n * np, width),
+                    MatRef::new(&t.basis, width, inner),
+                    &mut dout,
+                    false,
+                );
+                let (mut dl, mut dr) = (vec![0.0; n * lw], vec![0.0; n * rw]);
+                for (k, dout) in dout.chunks_exact(np * inner).enumerate() {
+                    let row = c * chunk + k;
+                    let (ul, ur) = (
+                        &ut[t.left][row * lw..][..lw],
+                        &ut[t.right][row * rw..][..rw],
+                    );
+                    for (g, &(a, b)) in dout.chunks_exact(inner).zip(&t.pairs) {
+                        let (ua, ub) = (&ul[a * l.size..][..l.size], &ur[b * r.size..][..r.size]);
+                        let dla = &mut dl[k * lw + a * l.size..][..l.size];
+                        for (d, g) in dla.iter_mut().zip(g.chunks_exact(r.size)) {
+                            *d += g.iter().zip(ub).map(|(g, u)| g * u).sum::<f32>();
+                        }
+                        let drb = &mut dr[k * rw + b * r.size..][..r.size];
+                        for (g, &x) in g.chunks_exact(r.size).zip(ua) {
+                            drb.iter_mut().zip(g).for_each(|(d, &g)| *d += x * g);
+                        }
                     }
                 }
+                (dl, dr)
+            })
+            .collect();
+        for (c, (dl, dr)) in parts.into_iter().enumerate() {
+            let row = c * chunk;
+            add_into(&mut dut[t.left][row * lw..][..dl.len()], &dl);
+            add_into(&mut dut[t.right][row * rw..][..dr.len()], &dr);
+        }
+    }
+}
+
+fn add_into(acc: &mut [f32], v: &[f32]) {
+    acc.iter_mut().zip(v).for_each(|(a, v)| *a += v);
+}
+
+/// Transposes each of the `rows` consecutive `a × b` row-major blocks of `v`.
+fn transpose_blocks(v: &[f32], rows: usize, a: usize, b: usize) -> Vec<f32> {
+    let mut out = vec![0.0; v.len()];
+    for (out, v) in out
+        .chunks_exact_mut(a * b)
+        .zip(v.chunks_exact(a * b))
+        .take(rows)
+    {
+        for i in 0..a {
+            for j in 0..b {
+                out[j * a + i] = v[i * b + j];
             }
         }
     }
+    out
 }
 
 #[cfg(test)]
