@@ -22,7 +22,6 @@
 //! use symc::backend::{Batch, Model};
 //! use symc::plan::*;
 //! # use std::collections::BTreeMap;
-//! let node = |id, op, inputs: Vec<usize>, out_dim, params| Node { id, op, inputs, out_dim, params, constraint: None };
 //! let graph = ModelGraph {
 //!     model: "line".into(),
 //!     task: Task::Regression,
@@ -31,8 +30,8 @@
 //!     groups: vec![],
 //!     symmetries: vec![],
 //!     nodes: vec![
-//!         node(0, Op::Input, vec![], 1, 0),
-//!         node(1, Op::Linear { inp: 1, out: 1, bias: true }, vec![0], 1, 2),
+//!         Node::new(0, Op::Input, vec![], 1, 0),
+//!         Node::new(1, Op::Linear { inp: 1, out: 1, bias: true }, vec![0], 1, 2),
 //!     ],
 //!     output: 1,
 //!     losses: vec![LossTerm { kind: LossKind::Mse, weight: 1.0 }],

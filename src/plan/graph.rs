@@ -144,6 +144,20 @@ pub struct Node {
     pub constraint: Option<String>,
 }
 
+impl Node {
+    /// A node that carries no symmetry constraint by construction.
+    pub fn new(id: usize, op: Op, inputs: Vec<usize>, out_dim: usize, params: usize) -> Node {
+        Node {
+            id,
+            op,
+            inputs,
+            out_dim,
+            params,
+            constraint: None,
+        }
+    }
+}
+
 /// Pointwise nonlinearities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -208,14 +208,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn tiny() -> ModelGraph {
-        let node = |id, op, inputs: Vec<usize>, out_dim, params| Node {
-            id,
-            op,
-            inputs,
-            out_dim,
-            params,
-            constraint: None,
-        };
         ModelGraph {
             model: "m".into(),
             task: Task::Regression,
@@ -232,8 +224,8 @@ mod tests {
             groups: vec![],
             symmetries: vec![],
             nodes: vec![
-                node(0, Op::Input, vec![], 3, 0),
-                node(
+                Node::new(0, Op::Input, vec![], 3, 0),
+                Node::new(
                     1,
                     Op::Linear {
                         inp: 3,
