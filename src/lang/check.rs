@@ -183,7 +183,7 @@ struct BuiltinData {
     classes: bool,
 }
 
-const BUILTIN_DATA: [BuiltinData; 9] = [
+const BUILTIN_DATA: [BuiltinData; 10] = [
     BuiltinData {
         name: "o5_synthetic",
         inputs: 10,
@@ -192,6 +192,12 @@ const BUILTIN_DATA: [BuiltinData; 9] = [
     },
     BuiltinData {
         name: "inertia",
+        inputs: 20,
+        outputs: 9,
+        classes: false,
+    },
+    BuiltinData {
+        name: "modified_inertia",
         inputs: 20,
         outputs: 9,
         classes: false,
