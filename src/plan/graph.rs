@@ -138,7 +138,14 @@ pub enum Strategy {
     None,
 }
 
-/// The spec language's own text: `loss(weight = 0.1, samples = 8, penalty = lie)`.
+/// The spec language's own text.
+///
+/// ```
+/// use symc::plan::{Penalty, Strategy};
+/// let s = Strategy::Loss { weight: 0.1, samples: 8, penalty: Some(Penalty::Lie) };
+/// assert_eq!(s.to_string(), "loss(weight = 0.1, samples = 8, penalty = lie)");
+/// assert_eq!(Strategy::Soft { weight: 1.0 }.to_string(), "soft(weight = 1)");
+/// ```
 impl std::fmt::Display for Strategy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -182,6 +189,10 @@ pub enum Penalty {
 
 impl Penalty {
     /// The word the spec language writes for this penalty.
+    ///
+    /// ```
+    /// assert_eq!(symc::plan::Penalty::Orbit.keyword(), "orbit");
+    /// ```
     pub fn keyword(self) -> &'static str {
         match self {
             Penalty::Sampled => "sampled",

@@ -35,7 +35,7 @@ const ARCHITECTURE_TOLERANCE: f64 = 1e-4;
 const NON_COMPACT_TOLERANCE: f64 = 1e-3;
 /// The L2 prior on a soft model's equivariant path relative to the one on its
 /// unconstrained path: Finzi et al.'s defaults (10² and 10⁻³) differ by 10⁵.
-pub const SOFT_EQUIVARIANT_RATIO: f64 = 1e-5;
+const SOFT_EQUIVARIANT_RATIO: f64 = 1e-5;
 
 /// What can go wrong while planning a checked spec.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
