@@ -229,7 +229,7 @@ pub fn train(
 }
 
 /// Distinguishes the augmentation stream's seed from the shuffles'.
-const AUGMENT_STREAM: u64 = 0x6175_676d_656e_74;
+const AUGMENT_STREAM: u64 = 0x0061_7567_6d65_6e74;
 
 /// Adds randomly transformed copies of a minibatch, for one `augment` clause.
 struct Augmenter {

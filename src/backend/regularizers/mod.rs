@@ -41,8 +41,9 @@ enum Kind {
     Sampled {
         action: PortAction,
         samples: usize,
-        /// Fresh elements every batch, from a stream seeded by the model's seed.
-        rng: Mutex<StdRng>,
+        /// Fresh elements every batch, from a stream seeded by the model's seed
+        /// (boxed: the generator's state is larger than the other variants).
+        rng: Box<Mutex<StdRng>>,
     },
     Lie {
         /// (dρ_in(A), dρ_out(A)) per generator, row-major.
@@ -87,7 +88,9 @@ impl Regularizer {
                 } => Kind::Sampled {
                     action: PortAction::new(graph, group(name)?)?,
                     samples: (*samples).max(1),
-                    rng: Mutex::new(StdRng::seed_from_u64(seed ^ ((index as u64 + 1) << 32))),
+                    rng: Box::new(Mutex::new(StdRng::seed_from_u64(
+                        seed ^ ((index as u64 + 1) << 32),
+                    ))),
                 },
                 LossKind::LieDerivative { group: name } => {
                     let action = PortAction::new(graph, group(name)?)?;
