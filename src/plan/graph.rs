@@ -8,6 +8,8 @@
 //! Invariants (a validation pass checks them before a backend runs):
 //! - `nodes[i].id == i`, and a node refers only to earlier nodes (`inputs[k] < id`),
 //!   so evaluating nodes in order is a valid schedule;
+//! - a node with several inputs reads their concatenation, except a `Sum` node,
+//!   whose inputs all have its `out_dim` and are added;
 //! - `output` names an existing node whose `out_dim` equals the sum of the output ports' dims;
 //! - every group named by a node or a symmetry is defined in `groups`;
 //! - `parameters` equals the sum of the nodes' `params`.
@@ -207,7 +209,8 @@ impl Penalty {
 pub struct Node {
     pub id: usize,
     pub op: Op,
-    /// Earlier nodes whose outputs this node reads (concatenated when several).
+    /// Earlier nodes whose outputs this node reads (concatenated when several,
+    /// added for `Sum`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<usize>,
     /// Width of this node's output.
