@@ -59,6 +59,7 @@ mod layers;
 mod loss;
 mod params;
 pub mod physics;
+mod regularizers;
 
 pub use error::BackendError;
 
@@ -68,12 +69,14 @@ use dfdx::prelude::*;
 use kernels::tape::{host, Mat};
 use layers::Network;
 use loss::{Loss, Scalar};
+use regularizers::Regularizer;
 
 /// A compiled model: its parameters on a dfdx CPU device, its AdamW state and
 /// its layers.
 pub struct Model {
     net: Network<Cpu>,
     losses: Vec<Loss>,
+    regularizers: Vec<Regularizer>,
     adam: AdamW,
 }
 
@@ -106,7 +109,8 @@ impl Model {
     /// Compiles `graph`, drawing initial parameters from `seed`: the same graph
     /// and seed give bit-identical parameters, outputs and training steps.
     pub fn new(graph: &ModelGraph, seed: u64) -> Result<Model, BackendError> {
-        let losses = Loss::compile(&graph.losses)?;
+        let losses = Loss::compile(&graph.losses);
+        let regularizers = Regularizer::compile(graph, seed)?;
         let net = Network::new(graph, Cpu::seed_from_u64(seed), seed)?;
         if let Task::Classification { classes } = graph.task {
             if classes != net.out_dim() {
@@ -126,7 +130,12 @@ impl Model {
             });
         }
         let adam = AdamW::new(net.params().map(|p| p.len()), graph.train.weight_decay);
-        Ok(Model { net, losses, adam })
+        Ok(Model {
+            net,
+            losses,
+            regularizers,
+            adam,
+        })
     }
 
     /// Number of trainable scalars (equals the graph's `parameters`).
@@ -148,7 +157,7 @@ impl Model {
         lr: f64,
     ) -> Result<LossBreakdown, BackendError> {
         let x = self.input(batch.x, batch.rows)?.leaky_trace();
-        let (total, breakdown) = self.objective(self.net.run(x)?, batch.y)?;
+        let (total, breakdown) = self.objective(self.net.run(x)?, batch)?;
         if !breakdown.total.is_finite() {
             return Err(BackendError::NonFinite {
                 what: "loss".into(),
@@ -180,7 +189,7 @@ impl Model {
     /// The graph's losses on `batch`, without updating anything.
     pub fn evaluate(&self, batch: &Batch<'_>) -> Result<LossBreakdown, BackendError> {
         let pred = self.net.run(self.input(batch.x, batch.rows)?)?;
-        Ok(self.objective(pred, batch.y)?.1)
+        Ok(self.objective(pred, batch)?.1)
     }
 
     /// Every parameter with its name and shape, in a stable order (graph node
@@ -246,12 +255,13 @@ impl Model {
             .map_err(BackendError::device)
     }
 
-    /// The weighted sum of the loss terms on `pred`, as a tensor (carrying
-    /// `pred`'s tape) and as numbers.
+    /// The weighted sum of the loss terms on `pred` (the output for
+    /// `batch.x`) and of the regularisers, as a tensor (carrying `pred`'s tape
+    /// merged with the regularisers') and as numbers.
     fn objective<T: Tape<f32, Cpu> + Merge<T>>(
         &self,
         pred: Mat<Cpu, T>,
-        y: &[f32],
+        batch: &Batch<'_>,
     ) -> Result<(Scalar<Cpu, T>, LossBreakdown), BackendError> {
         let Some((last, rest)) = self.losses.split_last() else {
             return Err(BackendError::InvalidGraph(
@@ -265,13 +275,18 @@ impl Model {
             .iter()
             .map(|l| (l, pred.retaped::<T>()))
             .collect::<Vec<_>>();
-        for (loss, pred) in reads.into_iter().chain([(last, pred)]) {
-            let term = loss.apply(pred, y)?;
-            terms.push((loss.name().to_string(), term.array() as f64));
-            total = Some(match total {
+        let mut add = |name: &str, term: Scalar<Cpu, T>| {
+            terms.push((name.to_string(), term.array() as f64));
+            total = Some(match total.take() {
                 Some(t) => t + term,
                 None => term,
             });
+        };
+        for (loss, pred) in reads.into_iter().chain([(last, pred)]) {
+            add(loss.name(), loss.apply(pred, batch.y)?);
+        }
+        for r in &self.regularizers {
+            add(r.name(), r.apply(&self.net, batch.x, batch.rows)?);
         }
         let total_value = terms.iter().map(|(_, v)| v).sum();
         let total =

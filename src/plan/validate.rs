@@ -71,7 +71,7 @@ pub fn validate(g: &ModelGraph) -> Result<Shapes, ValidationError> {
             LossKind::SampledEquivariance { group, .. }
             | LossKind::LieDerivative { group }
             | LossKind::WeightOrbit { group }
-            | LossKind::SoftPrior { group } => {
+            | LossKind::SoftPrior { group, .. } => {
                 group_n(group)?;
             }
             LossKind::Mse | LossKind::CrossEntropy => {}
@@ -161,6 +161,21 @@ pub fn validate(g: &ModelGraph) -> Result<Shapes, ValidationError> {
             } => {
                 expect_in(height * w)?;
                 (None, None)
+            }
+            Op::Sum => {
+                let uneven = node
+                    .inputs
+                    .iter()
+                    .map(|&i| g.nodes[i].out_dim)
+                    .find(|&w| w != node.out_dim);
+                if let Some(found) = uneven {
+                    return Err(ValidationError::InputWidth {
+                        node: id,
+                        expected: node.out_dim,
+                        found,
+                    });
+                }
+                (None, Some(0))
             }
         };
         if let Some(expected) = out.filter(|&e| e != node.out_dim) {
