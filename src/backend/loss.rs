@@ -30,6 +30,7 @@ impl Loss {
                 LossKind::LieDerivative { .. } => unsupported("lie_derivative"),
                 LossKind::WeightOrbit { .. } => unsupported("weight_orbit"),
                 LossKind::SoftPrior { .. } => unsupported("soft_prior"),
+                LossKind::PoissonBracket { .. } => unsupported("poisson_bracket"),
             })
             .collect()
     }

@@ -116,6 +116,7 @@ fn loss_name(k: &LossKind) -> String {
         LossKind::LieDerivative { group } => format!("Lie derivative of `{group}`"),
         LossKind::WeightOrbit { group } => format!("weight orbit of `{group}`"),
         LossKind::SoftPrior { group } => format!("soft prior towards `{group}`"),
+        LossKind::PoissonBracket { group } => format!("Poisson bracket with `{group}`"),
     }
 }
 

@@ -267,6 +267,10 @@ pub enum LossKind {
     WeightOrbit { group: String },
     /// Extra weight decay on the unconstrained path of a soft-equivariant model.
     SoftPrior { group: String },
+    /// mean((∇H(x)·A x)²) for each Lie generator A of a group acting on phase
+    /// space: the Poisson bracket of a Hamiltonian head's H with the group's
+    /// momenta, pushed to zero so that H is invariant and the momenta conserved.
+    PoissonBracket { group: String },
 }
 
 /// Where training data comes from.

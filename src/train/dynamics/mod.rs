@@ -17,9 +17,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::backend::physics::{Adam, DynamicsNet, PhysicsError};
+use crate::backend::physics::{DynamicsNet, Objective, PhysicsError};
+use crate::backend::AdamW;
 use crate::data::systems::{leapfrog, rk4, Dataset, System};
-use crate::data::Table;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -75,23 +75,26 @@ impl DynamicsReport {
     }
 }
 
-/// Full-batch Adam on the field MSE over `data` for `steps` steps; returns the
-/// final training loss.
+/// `steps` full-batch Adam steps (the backend's [`AdamW`] without decay) on
+/// the objective of `net` at states `x` with target derivatives `y`; returns
+/// the objective before the last step.
 pub fn fit(
     net: &mut DynamicsNet,
-    data: &Table,
+    x: &[f32],
+    y: &[f32],
     steps: usize,
-    lr: f32,
-) -> Result<f32, PhysicsError> {
-    let mut adam = Adam::new(net.parameters().len(), lr);
+    lr: f64,
+) -> Result<Objective, PhysicsError> {
+    let mut adam = AdamW::new([net.parameters().len()], 0.0);
     let mut grad = vec![0.0; net.parameters().len()];
-    let mut loss = f32::NAN;
+    let mut objective = net.objective(x, y)?;
     for _ in 0..steps {
         grad.fill(0.0);
-        loss = net.loss_and_grad(&data.x, &data.y, &mut grad)?;
-        adam.step(net.parameters_mut(), &grad);
+        objective = net.loss_and_grad(x, y, &mut grad)?;
+        adam.begin_step();
+        adam.update(0, net.parameters_mut(), &grad, lr);
     }
-    Ok(loss)
+    Ok(objective)
 }
 
 /// Integrates the learned field of `net` from each state of `x0` (several
