@@ -5,6 +5,7 @@
 use super::{Bracket, DynamicsNet, Init, Objective};
 use crate::backend::adam::AdamW;
 use crate::backend::{BackendError, Batch, LossBreakdown, NamedTensor};
+use crate::group::matrix_from_rows;
 use crate::plan::{LossKind, ModelGraph, Op};
 use std::ops::Range;
 
@@ -64,35 +65,24 @@ impl CompiledHead {
         let mut terms = Vec::new();
         for term in &graph.losses {
             let start = brackets.len();
-            let name = match &term.kind {
-                LossKind::Mse => "mse",
-                LossKind::PoissonBracket { group } => {
-                    let def = graph
-                        .groups
-                        .iter()
-                        .find(|g| &g.name == group)
-                        .ok_or_else(|| {
-                            BackendError::InvalidGraph(format!("group `{group}` is not defined"))
-                        })?;
-                    if def.n != d {
-                        return Err(BackendError::ShapeMismatch {
-                            what: format!("size of group `{group}` acting on phase space"),
-                            expected: d,
-                            found: def.n,
-                        });
+            let name =
+                match &term.kind {
+                    LossKind::Mse => "mse",
+                    LossKind::PoissonBracket { group } => {
+                        brackets.extend(state_generators(graph, group)?.into_iter().map(|g| {
+                            Bracket {
+                                weight: term.weight / mse_weight,
+                                generator: g,
+                            }
+                        }));
+                        "poisson_bracket"
                     }
-                    brackets.extend(def.lie.iter().map(|g| Bracket {
-                        weight: term.weight / mse_weight,
-                        generator: g.iter().flatten().map(|&v| v as f32).collect(),
-                    }));
-                    "poisson_bracket"
-                }
-                other => {
-                    return Err(BackendError::Unsupported {
-                        op: format!("{other:?} loss on a dynamics head"),
-                    })
-                }
-            };
+                    other => {
+                        return Err(BackendError::Unsupported {
+                            op: format!("{other:?} loss on a dynamics head"),
+                        })
+                    }
+                };
             terms.push((name, start..brackets.len()));
         }
         let net = net.with_brackets(brackets)?;
@@ -264,6 +254,55 @@ impl CompiledHead {
     }
 }
 
+/// Each Lie generator of group `name` as it acts on the state: block
+/// diagonal, one block dρ(A) per input port, from the port's representation.
+fn state_generators(graph: &ModelGraph, name: &str) -> Result<Vec<Vec<f32>>, BackendError> {
+    let def = graph
+        .groups
+        .iter()
+        .find(|g| g.name == name)
+        .ok_or_else(|| BackendError::InvalidGraph(format!("group `{name}` is not defined")))?;
+    let d: usize = graph.inputs.iter().map(|p| p.dim).sum();
+    def.lie
+        .iter()
+        .map(|rows| {
+            let a = matrix_from_rows(rows).map_err(|e| BackendError::Group {
+                group: name.into(),
+                message: e.to_string(),
+            })?;
+            let mut generator = vec![0.0f32; d * d];
+            let mut at = 0;
+            for port in &graph.inputs {
+                let rep = port
+                    .rep
+                    .as_ref()
+                    .filter(|r| r.group == name)
+                    .ok_or_else(|| {
+                        BackendError::InvalidGraph(format!(
+                            "state port `{}` has no representation of `{name}`",
+                            port.name
+                        ))
+                    })?;
+                let block = rep.rep.drho(&a);
+                if block.nrows() != port.dim {
+                    return Err(BackendError::ShapeMismatch {
+                        what: format!("`{name}` acting on port `{}`", port.name),
+                        expected: port.dim,
+                        found: block.nrows(),
+                    });
+                }
+                for i in 0..port.dim {
+                    for j in 0..port.dim {
+                        generator[(at + i) * d + at + j] = block[(i, j)] as f32;
+                    }
+                }
+                at += port.dim;
+            }
+            Ok(generator)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::backend::{BackendError, Batch, Model};
@@ -402,18 +441,21 @@ mod tests {
 
     #[test]
     fn a_poisson_bracket_term_is_reported_and_weighted() {
-        // SO(2) rotating q and p together in the plane.
-        let rotation = vec![
-            vec![0.0, -1.0, 0.0, 0.0],
-            vec![1.0, 0.0, 0.0, 0.0],
-            vec![0.0, 0.0, 0.0, -1.0],
-            vec![0.0, 0.0, 1.0, 0.0],
-        ];
         let group = GroupDef {
             name: "Rot".into(),
-            n: 4,
-            lie: vec![rotation],
+            n: 2,
+            lie: vec![vec![vec![0.0, -1.0], vec![1.0, 0.0]]],
             discrete: vec![],
+        };
+        // q and p each a vector of the plane, turned together.
+        let over_rot = |mut graph: ModelGraph| {
+            for port in graph.inputs.iter_mut() {
+                port.rep = Some(PortRep {
+                    group: "Rot".into(),
+                    rep: crate::group::Rep::V,
+                });
+            }
+            graph
         };
         let bracket = |weight| LossTerm {
             kind: LossKind::PoissonBracket {
@@ -429,40 +471,32 @@ mod tests {
             rows: 5,
         };
         let losses = |model: &Model| model.evaluate(&batch).unwrap().terms;
-        let one = Model::new(
-            &head_graph(
+        let graph = |weight| {
+            over_rot(head_graph(
                 hamiltonian(2),
                 2,
-                vec![mse(), bracket(1.0)],
+                vec![mse(), bracket(weight)],
                 vec![group.clone()],
-            ),
-            0,
-        )
-        .unwrap();
-        let three = Model::new(
-            &head_graph(
-                hamiltonian(2),
-                2,
-                vec![mse(), bracket(3.0)],
-                vec![group.clone()],
-            ),
-            0,
-        )
-        .unwrap();
+            ))
+        };
+        let one = Model::new(&graph(1.0), 0).unwrap();
+        let three = Model::new(&graph(3.0), 0).unwrap();
         let (a, b) = (losses(&one), losses(&three));
         assert_eq!((a[1].0.as_str(), a.len()), ("poisson_bracket", 2));
         assert_eq!(a[0], b[0]);
         assert!(a[1].1 > 0.0 && (b[1].1 - 3.0 * a[1].1).abs() < 1e-9 * b[1].1);
 
-        // A group of the wrong size, and a bracket beside a Lagrangian head, are refused.
-        let mut small = group.clone();
-        small.n = 2;
+        // State ports the group does not act on, and a bracket beside a
+        // Lagrangian head, are refused.
+        let plain = head_graph(
+            hamiltonian(2),
+            2,
+            vec![mse(), bracket(1.0)],
+            vec![group.clone()],
+        );
         assert!(matches!(
-            Model::new(
-                &head_graph(hamiltonian(2), 2, vec![mse(), bracket(1.0)], vec![small]),
-                0
-            ),
-            Err(BackendError::ShapeMismatch { .. })
+            Model::new(&plain, 0),
+            Err(BackendError::InvalidGraph(_))
         ));
         let lagrangian = Op::Lagrangian {
             coordinates: 2,
