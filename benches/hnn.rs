@@ -209,7 +209,9 @@ fn run(e: &Experiment, head: Head, seed: u64, steps: usize) -> Result<DynamicsRe
         .map_err(|err| err.to_string())?;
     let train = &splits.train;
     fit(&mut net, &train.x, &train.y, steps, e.lr).map_err(|err| err.to_string())?;
-    evaluate(&net, &data, &e.protocol).map_err(|err| err.to_string())
+    evaluate(|x| net.field(x), &data, &e.protocol)
+        .map(|evaluation| evaluation.report)
+        .map_err(|err| err.to_string())
 }
 
 fn reproduce(only: &[String], steps: usize) {
