@@ -80,7 +80,7 @@ fn speed(steps: usize) {
         let mut net = DynamicsNet::new(head, 1, &[200, 200], Activation::Tanh, Init::Uniform, 0)
             .expect("valid head");
         let (start, cpu) = (Instant::now(), cpu_seconds());
-        pool.install(|| fit(&mut net, &data.train, steps, 1e-3))
+        pool.install(|| fit(&mut net, &data.train.x, &data.train.y, steps, 1e-3))
             .expect("shapes agree");
         let (wall, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu);
         println!(
@@ -101,7 +101,7 @@ struct Experiment {
     act: Activation,
     init: Init,
     heads: [Head; 2],
-    lr: f32,
+    lr: f64,
     protocol: Protocol,
     /// The paper's figures for (baseline, structured head), on the metric shown.
     paper: (f64, f64),
@@ -207,8 +207,11 @@ fn run(e: &Experiment, head: Head, seed: u64, steps: usize) -> Result<DynamicsRe
     let splits = data.splits();
     let mut net = DynamicsNet::new(head, e.coordinates, &e.hidden, e.act, e.init, seed)
         .map_err(|err| err.to_string())?;
-    fit(&mut net, &splits.train, steps, e.lr).map_err(|err| err.to_string())?;
-    evaluate(&net, &data, &e.protocol).map_err(|err| err.to_string())
+    let train = &splits.train;
+    fit(&mut net, &train.x, &train.y, steps, e.lr).map_err(|err| err.to_string())?;
+    evaluate(|x| net.field(x), &data, &e.protocol)
+        .map(|evaluation| evaluation.report)
+        .map_err(|err| err.to_string())
 }
 
 fn reproduce(only: &[String], steps: usize) {

@@ -251,3 +251,52 @@ fn csv_defects_and_missing_cuda_are_reported() {
     };
     assert!(cuda.stderr.contains(expected), "{}", cuda.stderr);
 }
+
+#[test]
+fn a_hamiltonian_run_reports_rollout_metrics_and_plots_them() {
+    let scratch = Scratch::new("hnn");
+    let spec = scratch.write(
+        "hnn.sym",
+        "\
+model tiny_hnn {
+  data     builtin.mass_spring(trajectories = 4, points = 10, seed = 0)
+  state    q: R^1, p: R^1
+  symmetry time => hamiltonian
+  net      mlp(hidden = [8], act = tanh)
+  train    (steps = 5, lr = 1e-2, seed = 0)
+}
+",
+    );
+    let run = scratch.0.join("run");
+    let spec = spec.to_str().unwrap();
+    let out = symc(&["train", spec, "--out", run.to_str().unwrap()], &scratch.0);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("energy_mse"), "{}", out.stdout);
+    for file in ["phase.png", "energy.png", "loss.png", "rollout.csv"] {
+        let bytes = std::fs::read(run.join(file)).unwrap();
+        assert!(bytes.len() > 100, "{file} is {} bytes", bytes.len());
+    }
+    let report: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(run.join("report.yaml")).unwrap()).unwrap();
+    let dynamics = &report["dynamics"];
+    for key in ["test_mse", "energy_mse", "final_energy_error", "state_mse"] {
+        let value = dynamics[key].as_f64().unwrap_or(f64::NAN);
+        assert!(value.is_finite() && value >= 0.0, "{key}: {value}");
+    }
+    // The derivative MSE of the rollout report is the run's test MSE.
+    let (a, b) = (
+        dynamics["test_mse"].as_f64().unwrap(),
+        report["test_mse"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() <= 1e-6 * b, "{a} vs {b}");
+    // Two test trajectories × 201 times, one header.
+    let csv = std::fs::read_to_string(run.join("rollout.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 201);
+    let check = symc(&["check", spec, "--run", run.to_str().unwrap()], &scratch.0);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    assert!(
+        check.stdout.contains("final_energy_error"),
+        "{}",
+        check.stdout
+    );
+}

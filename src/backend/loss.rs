@@ -30,7 +30,8 @@ impl Loss {
                 LossKind::SampledEquivariance { .. }
                 | LossKind::LieDerivative { .. }
                 | LossKind::WeightOrbit { .. }
-                | LossKind::SoftPrior { .. } => None,
+                | LossKind::SoftPrior { .. }
+                | LossKind::PoissonBracket { .. } => None,
             })
             .collect()
     }

@@ -13,10 +13,13 @@
 //! channel count costs; the full weight matrix is never formed. `Gated` and
 //! `NormNonlinearity` are EMLP's equivariant nonlinearities.
 //!
+//! A graph that is one `Hamiltonian` or `Lagrangian` node runs on the
+//! [`physics`] heads instead, whose hand-derived derivatives replace the tape.
+//!
 //! Parameter names are `n{node}.{kind}`: `n3.weight` (`[out, inp]`) and
 //! `n3.bias` (`[out]`) for a `Linear` node with id 3; `n3.weight.{j}` and
 //! `n3.bias.{j}` for output summand j of an `EquivariantLinear` (see its
-//! module for the layouts).
+//! module for the layouts) and for layer j of a physics head's MLP.
 //!
 //! ```
 //! use symc::backend::{Batch, Model};
@@ -61,23 +64,33 @@ mod params;
 pub mod physics;
 mod regularizers;
 
+pub(crate) use adam::AdamW;
 pub use error::BackendError;
 
 use crate::plan::{ModelGraph, Task};
-use adam::AdamW;
 use dfdx::prelude::*;
 use kernels::tape::{host, Mat};
 use layers::Network;
 use loss::{Loss, Scalar};
+use physics::CompiledHead;
 use regularizers::Regularizer;
 
 /// A compiled model: its parameters on a dfdx CPU device, its AdamW state and
 /// its layers.
 pub struct Model {
-    net: Network<Cpu>,
+    net: Net,
     losses: Vec<Loss>,
     regularizers: Vec<Regularizer>,
     adam: AdamW,
+}
+
+/// What runs a graph.
+enum Net {
+    /// Layers on dfdx's tape.
+    Layers(Network<Cpu>),
+    /// A Hamiltonian or Lagrangian head with its own backward pass; it owns
+    /// its loss terms.
+    Head(CompiledHead),
 }
 
 /// A minibatch. `x` is `rows × in_dim` row-major; `y` is `rows × out_dim`
@@ -109,6 +122,15 @@ impl Model {
     /// Compiles `graph`, drawing initial parameters from `seed`: the same graph
     /// and seed give bit-identical parameters, outputs and training steps.
     pub fn new(graph: &ModelGraph, seed: u64) -> Result<Model, BackendError> {
+        if let Some(head) = CompiledHead::from_graph(graph, seed)? {
+            let adam = AdamW::new(head.tensor_lengths(), graph.train.weight_decay);
+            return Ok(Model {
+                net: Net::Head(head),
+                losses: Vec::new(),
+                regularizers: Vec::new(),
+                adam,
+            });
+        }
         let losses = Loss::compile(&graph.losses);
         let regularizers = Regularizer::compile(graph, seed)?;
         let net = Network::new(graph, Cpu::seed_from_u64(seed), seed)?;
@@ -131,7 +153,7 @@ impl Model {
         }
         let adam = AdamW::new(net.params().map(|p| p.len()), graph.train.weight_decay);
         Ok(Model {
-            net,
+            net: Net::Layers(net),
             losses,
             regularizers,
             adam,
@@ -140,12 +162,18 @@ impl Model {
 
     /// Number of trainable scalars (equals the graph's `parameters`).
     pub fn parameter_count(&self) -> usize {
-        self.net.params().map(|p| p.len()).sum()
+        match &self.net {
+            Net::Layers(net) => net.params().map(|p| p.len()).sum(),
+            Net::Head(head) => head.parameter_count(),
+        }
     }
 
     /// The network output for `rows` inputs, `rows × out_dim` row-major.
     pub fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, BackendError> {
-        Ok(host(&self.net.run(self.input(x, rows)?)?))
+        match &self.net {
+            Net::Layers(net) => Ok(host(&net.run(Self::input(net, x, rows)?)?)),
+            Net::Head(head) => head.forward(x, rows),
+        }
     }
 
     /// One AdamW step on the graph's losses with learning rate `lr`; the
@@ -156,8 +184,14 @@ impl Model {
         batch: &Batch<'_>,
         lr: f64,
     ) -> Result<LossBreakdown, BackendError> {
-        let x = self.input(batch.x, batch.rows)?.leaky_trace();
-        let (total, breakdown) = self.objective(self.net.run(x)?, batch)?;
+        let net = match &mut self.net {
+            Net::Layers(net) => net,
+            Net::Head(head) => return head.train_step(batch, lr, &mut self.adam),
+        };
+        let x = Self::input(net, batch.x, batch.rows)?.leaky_trace();
+        let pred = net.run(x)?;
+        let (total, breakdown) =
+            Self::objective(&self.losses, &self.regularizers, net, pred, batch)?;
         if !breakdown.total.is_finite() {
             return Err(BackendError::NonFinite {
                 what: "loss".into(),
@@ -165,7 +199,7 @@ impl Model {
         }
         let mut grads = total.backward();
         let mut gradients = Vec::new();
-        for p in self.net.params() {
+        for p in net.params() {
             let g = grads
                 .get_or_alloc_mut(&p.handle())
                 .map_err(BackendError::device)?
@@ -178,7 +212,7 @@ impl Model {
             gradients.push(g);
         }
         self.adam.begin_step();
-        for (i, (p, g)) in self.net.params_mut().zip(&gradients).enumerate() {
+        for (i, (p, g)) in net.params_mut().zip(&gradients).enumerate() {
             let mut theta = p.values();
             self.adam.update(i, &mut theta, g, lr);
             p.set(&theta);
@@ -188,22 +222,34 @@ impl Model {
 
     /// The graph's losses on `batch`, without updating anything.
     pub fn evaluate(&self, batch: &Batch<'_>) -> Result<LossBreakdown, BackendError> {
-        let pred = self.net.run(self.input(batch.x, batch.rows)?)?;
-        Ok(self.objective(pred, batch)?.1)
+        match &self.net {
+            Net::Layers(net) => {
+                let pred = net.run(Self::input(net, batch.x, batch.rows)?)?;
+                Ok(Self::objective(&self.losses, &self.regularizers, net, pred, batch)?.1)
+            }
+            Net::Head(head) => head.evaluate(batch),
+        }
     }
 
     /// Every parameter with its name and shape, in a stable order (graph node
     /// order, weight before bias).
     pub fn named_parameters(&self) -> Vec<NamedTensor> {
-        self.net.params().map(|p| p.to_named()).collect()
+        match &self.net {
+            Net::Layers(net) => net.params().map(|p| p.to_named()).collect(),
+            Net::Head(head) => head.named_parameters(),
+        }
     }
 
     /// Replaces all parameters. `tensors` must name each parameter exactly once
     /// with its shape; on error nothing is changed.
     pub fn load_parameters(&mut self, tensors: &[NamedTensor]) -> Result<(), BackendError> {
-        let mut found: Vec<Option<&NamedTensor>> = vec![None; self.net.params().count()];
+        let net = match &mut self.net {
+            Net::Layers(net) => net,
+            Net::Head(head) => return head.load_parameters(tensors),
+        };
+        let mut found: Vec<Option<&NamedTensor>> = vec![None; net.params().count()];
         for t in tensors {
-            let index = self.net.params().position(|p| p.name() == t.name);
+            let index = net.params().position(|p| p.name() == t.name);
             let slot = index
                 .map(|i| &mut found[i])
                 .ok_or_else(|| BackendError::Parameter {
@@ -218,7 +264,7 @@ impl Model {
             }
         }
         let mut staged = Vec::with_capacity(found.len());
-        for (p, t) in self.net.params().zip(&found) {
+        for (p, t) in net.params().zip(&found) {
             let t = t.ok_or_else(|| BackendError::Parameter {
                 name: p.name().into(),
                 problem: "missing from the loaded tensors".into(),
@@ -226,14 +272,18 @@ impl Model {
             p.check(t)?;
             staged.push(t);
         }
-        for (p, t) in self.net.params_mut().zip(staged) {
+        for (p, t) in net.params_mut().zip(staged) {
             p.set(&t.data);
         }
         Ok(())
     }
 
-    /// `x` as an input tensor, after checking its size.
-    fn input(&self, x: &[f32], rows: usize) -> Result<Mat<Cpu, NoneTape>, BackendError> {
+    /// `x` as an input tensor of `net`, after checking its size.
+    fn input(
+        net: &Network<Cpu>,
+        x: &[f32],
+        rows: usize,
+    ) -> Result<Mat<Cpu, NoneTape>, BackendError> {
         if rows == 0 {
             return Err(BackendError::ShapeMismatch {
                 what: "batch rows (must be positive)".into(),
@@ -241,7 +291,7 @@ impl Model {
                 found: 0,
             });
         }
-        let cols = self.net.in_dim();
+        let cols = net.in_dim();
         if x.len() != rows * cols {
             return Err(BackendError::ShapeMismatch {
                 what: "input values".into(),
@@ -249,8 +299,7 @@ impl Model {
                 found: x.len(),
             });
         }
-        self.net
-            .device()
+        net.device()
             .try_tensor_from_vec(x.to_vec(), (rows, cols))
             .map_err(BackendError::device)
     }
@@ -259,16 +308,18 @@ impl Model {
     /// `batch.x`) and of the regularisers, as a tensor (carrying `pred`'s tape
     /// merged with the regularisers') and as numbers.
     fn objective<T: Tape<f32, Cpu> + Merge<T>>(
-        &self,
+        losses: &[Loss],
+        regularizers: &[Regularizer],
+        net: &Network<Cpu>,
         pred: Mat<Cpu, T>,
         batch: &Batch<'_>,
     ) -> Result<(Scalar<Cpu, T>, LossBreakdown), BackendError> {
-        let Some((last, rest)) = self.losses.split_last() else {
+        let Some((last, rest)) = losses.split_last() else {
             return Err(BackendError::InvalidGraph(
                 "the graph has no loss term".into(),
             ));
         };
-        let mut terms = Vec::with_capacity(self.losses.len());
+        let mut terms = Vec::with_capacity(losses.len());
         let mut total: Option<Scalar<Cpu, T>> = None;
         // Every term but the last reads `pred` with an empty tape; the last takes the tape.
         let reads = rest
@@ -285,8 +336,8 @@ impl Model {
         for (loss, pred) in reads.into_iter().chain([(last, pred)]) {
             add(loss.name(), loss.apply(pred, batch.y)?);
         }
-        for r in &self.regularizers {
-            add(r.name(), r.apply(&self.net, batch.x, batch.rows)?);
+        for r in regularizers {
+            add(r.name(), r.apply(net, batch.x, batch.rows)?);
         }
         let total_value = terms.iter().map(|(_, v)| v).sum();
         let total =

@@ -73,6 +73,11 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
         options.samples
     );
     print!("{}", table(&measured));
+    if let Some((evaluation, _)) =
+        train::dynamics::assess(&graph, &predictor).map_err(anyhow::Error::from)?
+    {
+        print!("{}", super::train::dynamics_table(&evaluation.report));
+    }
     let failed: Vec<&str> = measured
         .iter()
         .filter(|m| !m.passes())

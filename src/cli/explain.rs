@@ -105,6 +105,9 @@ fn loss_name(k: &LossKind) -> String {
             "residual-pathway prior towards `{group}` (L2 on the unconstrained path; \
              {equivariant} × L2 on the `{group}`-equivariant path)"
         ),
+        LossKind::PoissonBracket { group } => {
+            format!("Poisson bracket of H with the momenta of `{group}`")
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 use super::CliError;
 use crate::data;
 use crate::plan::ModelGraph;
-use crate::train::{self, EquivarianceOptions, Progress, Record, Report, RunDir, TrainError};
+use crate::train::{
+    self, dynamics, EquivarianceOptions, Progress, Record, Report, RunDir, TrainError,
+};
 use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -88,8 +90,16 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     let predict = |x: &[f32], rows| outcome.predictor().predict(x, rows);
     let measured = train::measure_equivariance(&graph, &predict, &splits.test, &options)
         .map_err(anyhow::Error::from)?;
-    let report = Report::new(&graph, &outcome, &splits, (&options, &measured))
+    let mut report = Report::new(&graph, &outcome, &splits, (&options, &measured))
         .map_err(anyhow::Error::from)?;
+    if let Some((evaluation, system)) =
+        dynamics::assess(&graph, &outcome.predictor()).map_err(anyhow::Error::from)?
+    {
+        folder
+            .write_rollouts(&graph, &evaluation, system.as_ref())
+            .map_err(anyhow::Error::from)?;
+        report.dynamics = Some(evaluation.report);
+    }
     folder.write_report(&report).map_err(anyhow::Error::from)?;
     print_summary(&report, &out);
     match failure {
@@ -194,7 +204,19 @@ fn print_summary(report: &Report, out: &Path) {
     for (symmetry, error) in &report.equivariance_error {
         println!("  equivariance error of {symmetry}: {error:.3e}");
     }
+    if let Some(metrics) = &report.dynamics {
+        print!("{}", dynamics_table(metrics));
+    }
     println!("run folder: {}", out.display());
+}
+
+/// The rollout metrics of a dynamics model, one per line.
+pub(super) fn dynamics_table(metrics: &dynamics::DynamicsReport) -> String {
+    let mut out = String::from("  rollouts from the test starts:\n");
+    for (name, value) in metrics.entries() {
+        out += &format!("    {name:<26} {value:.4e}\n");
+    }
+    out
 }
 
 /// Progress on stderr: a bar on a terminal, a line every twentieth of the run otherwise.

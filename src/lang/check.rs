@@ -246,8 +246,11 @@ const BUILTIN_DATA: [BuiltinData; 10] = [
     },
 ];
 
-/// Arguments every built-in data set accepts: sample counts, seed and noise.
-const BUILTIN_DATA_KEYS: [&str; 7] = [
+/// Arguments of the built-in data sets: sample counts, seed and noise, and
+/// the real-valued settings of the physical systems (time span, energy scale,
+/// range of initial radii, orbit perturbation), which the data module checks
+/// per system.
+const BUILTIN_DATA_KEYS: [&str; 12] = [
     "train",
     "val",
     "test",
@@ -255,7 +258,15 @@ const BUILTIN_DATA_KEYS: [&str; 7] = [
     "points",
     "noise",
     "seed",
+    "t_end",
+    "scale",
+    "r_min",
+    "r_max",
+    "orbit_noise",
 ];
+
+/// The keys of [`BUILTIN_DATA_KEYS`] whose values are real numbers.
+const REAL_DATA_KEYS: [&str; 6] = ["noise", "t_end", "scale", "r_min", "r_max", "orbit_noise"];
 
 const SYMMETRY_WORDS: [&str; 6] = [
     "time",
@@ -890,9 +901,10 @@ impl Checker<'_> {
             }
             outputs = state_ports
                 .iter()
+                // A time-independent linear action commutes with d/dt, so a
+                // derivative carries its port's representation.
                 .map(|p| Port {
                     name: format!("d{}/dt", p.name),
-                    rep: None,
                     ..p.clone()
                 })
                 .collect();
@@ -1303,7 +1315,7 @@ impl Checker<'_> {
                 let map = self.args(args, &BUILTIN_DATA_KEYS);
                 let mut params = BTreeMap::new();
                 for (key, v) in map {
-                    let x = if key == "noise" {
+                    let x = if REAL_DATA_KEYS.contains(&key) {
                         self.non_negative_float(v, key)
                     } else {
                         self.integer(v, key, 0).map(|x| x as f64)

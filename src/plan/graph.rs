@@ -364,6 +364,10 @@ pub enum LossKind {
     /// Residual-pathway prior: `weight`·‖θ‖² over the unconstrained `Linear`
     /// nodes plus `equivariant`·‖θ‖² over the `EquivariantLinear` nodes.
     SoftPrior { group: String, equivariant: f64 },
+    /// mean((∇H(x)·A x)²) for each Lie generator A of a group acting on phase
+    /// space: the Poisson bracket of a Hamiltonian head's H with the group's
+    /// momenta, pushed to zero so that H is invariant and the momenta conserved.
+    PoissonBracket { group: String },
 }
 
 /// Where training data comes from.

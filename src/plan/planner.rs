@@ -20,6 +20,9 @@
 //! for the others (random elements of a non-compact group are unbounded, its
 //! generators are not). `soft` adds `SoftPrior`: the spec's weight on the
 //! unconstrained path, [`SOFT_EQUIVARIANT_RATIO`] times it on the equivariant one.
+//! Beside `time => hamiltonian`, `loss` on a group acting on the state adds
+//! `PoissonBracket` instead: the head's output is a field, and the symmetry
+//! asked for is H's invariance.
 
 use super::emlp::{gate_count, uniform_rep, BilinearPlan, BILINEAR_CHANNELS};
 use super::validate::{validate, ValidationError};
@@ -175,6 +178,8 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
         },
         weight: 1.0,
     }];
+    // On a Hamiltonian head a group's loss acts on H through its flow on phase space.
+    let hamiltonian = matches!(kind, Some((SymmetryKind::Time, Strategy::Hamiltonian)));
     let mut symmetries = Vec::new();
     for s in &model.symmetries {
         let compact = match &s.kind {
@@ -184,6 +189,10 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
         if let SymmetryKind::Group(g) = &s.kind {
             let group = g.clone();
             match s.strategy {
+                Strategy::Loss { weight, .. } if hamiltonian => losses.push(LossTerm {
+                    kind: LossKind::PoissonBracket { group },
+                    weight,
+                }),
                 Strategy::Loss {
                     weight,
                     samples,
@@ -221,7 +230,7 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
         symmetries.push(SymmetryPlan {
             symmetry: s.text.clone(),
             strategy: s.strategy.clone(),
-            reason: reason(s, compact),
+            reason: reason(s, compact, hamiltonian),
             tolerance,
         });
     }
@@ -267,8 +276,11 @@ fn is_architectural(s: &Strategy) -> bool {
 }
 
 /// The one-line reason recorded for a symmetry's strategy.
-fn reason(s: &Symmetry, compact: bool) -> String {
+fn reason(s: &Symmetry, compact: bool, hamiltonian: bool) -> String {
     let why = match (&s.kind, &s.strategy) {
+        (SymmetryKind::Group(_), Strategy::Loss { .. }) if hamiltonian => {
+            "H(q, p) penalised by its Poisson bracket with the group's momenta, so they are conserved".into()
+        }
         (SymmetryKind::Group(g), Strategy::Architecture) => format!(
             "EMLP layers whose weights span the equivariant basis of `{g}` are equivariant by construction"
         ),

@@ -71,7 +71,8 @@ pub fn validate(g: &ModelGraph) -> Result<Shapes, ValidationError> {
             LossKind::SampledEquivariance { group, .. }
             | LossKind::LieDerivative { group }
             | LossKind::WeightOrbit { group }
-            | LossKind::SoftPrior { group, .. } => {
+            | LossKind::SoftPrior { group, .. }
+            | LossKind::PoissonBracket { group } => {
                 group_n(group)?;
             }
             LossKind::Mse | LossKind::CrossEntropy => {}

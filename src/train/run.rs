@@ -1,7 +1,9 @@
 //! The run folder `symc train` writes and `symc check` reads.
 
+use super::dynamics::{DynamicsReport, Evaluation};
 use super::{checkpoint, plot, EquivarianceOptions, Measurement, Outcome, Record, TrainError};
 use crate::backend::Model;
+use crate::data::systems::System;
 use crate::data::{Splits, Standardizer, Table};
 use crate::plan::{ModelGraph, Task};
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,10 @@ pub struct Report {
     pub equivariance_samples: usize,
     pub equivariance_points: usize,
     pub equivariance_error: BTreeMap<String, f64>,
+    /// Rollout metrics of a dynamics model on its built-in system
+    /// ([`assess`](super::dynamics::assess)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamics: Option<DynamicsReport>,
 }
 
 impl Report {
@@ -74,6 +80,7 @@ impl Report {
                 .iter()
                 .map(|m| (m.symmetry.clone(), m.error))
                 .collect(),
+            dynamics: None,
         })
     }
 }
@@ -87,6 +94,8 @@ impl Report {
 /// | `history.csv` | `step,train_loss,val_loss,lr`, one row per validation |
 /// | `loss.png` | the two loss curves |
 /// | `report.yaml` | a [`Report`] |
+/// | `rollout.csv` | dynamics on a built-in system: `start,t,energy_true,energy_learned`, then the true and the learned state (`true.{i}`, `learned.{i}`), one row per test start and time |
+/// | `phase.png`, `energy.png` | dynamics: the first coordinate against its momentum, and the energy over time, true vs learned, for the first test starts |
 ///
 /// Every file is written to a temporary name in the folder and then renamed,
 /// so a run killed mid-write never leaves a truncated file behind.
@@ -106,6 +115,7 @@ const GRAPH: &str = "graph.yaml";
 const WEIGHTS: &str = "weights.safetensors";
 const HISTORY: &str = "history.csv";
 const REPORT: &str = "report.yaml";
+const ROLLOUT: &str = "rollout.csv";
 
 impl RunDir {
     /// Creates the folder (and its parents); refuses one that already holds a run.
@@ -184,6 +194,53 @@ impl RunDir {
             path: target,
             source,
         })
+    }
+
+    /// Writes `rollout.csv`, `phase.png` and `energy.png` of a dynamics model's
+    /// evaluation on `system`.
+    pub fn write_rollouts(
+        &self,
+        graph: &ModelGraph,
+        evaluation: &Evaluation,
+        system: &dyn System,
+    ) -> Result<(), TrainError> {
+        let r = &evaluation.rollouts;
+        let mut text = String::from("start,t,energy_true,energy_learned");
+        for source in ["true", "learned"] {
+            for i in 0..r.dim {
+                let _ = write!(text, ",{source}.{i}");
+            }
+        }
+        text.push('\n');
+        for start in 0..r.starts {
+            for (k, t) in r.times.iter().enumerate() {
+                let (truth, learned) = (r.state(false, k, start), r.state(true, k, start));
+                let _ = write!(
+                    text,
+                    "{start},{t:e},{:e},{:e}",
+                    system.energy(truth),
+                    system.energy(learned)
+                );
+                for v in truth.iter().chain(learned) {
+                    let _ = write!(text, ",{v:e}");
+                }
+                text.push('\n');
+            }
+        }
+        self.write(ROLLOUT, text.as_bytes())?;
+        for (name, draw) in [
+            ("phase", plot::draw_phase as plot::Drawing),
+            ("energy", plot::draw_energy),
+        ] {
+            let temporary = self.path.join(format!(".{name}.tmp.png"));
+            draw(&graph.model, r, system, &temporary)?;
+            let target = self.path.join(format!("{name}.png"));
+            std::fs::rename(&temporary, &target).map_err(|source| TrainError::Io {
+                path: target,
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// The model of `graph` with the folder's weights, and its standardising map.

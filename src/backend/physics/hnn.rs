@@ -12,6 +12,7 @@
 
 use super::linalg::{matmul, T};
 use super::mlp::{resize, Cache, Mlp, Scratch};
+use super::Objective;
 
 /// Buffers reused across steps.
 #[derive(Debug, Default)]
@@ -100,32 +101,101 @@ pub(crate) fn symplectic(grad_h: &[f32], n: usize, field: &mut [f32]) {
     }
 }
 
-/// Mean squared error of the field against `y`, accumulating the parameter
-/// gradient into `grad`.
+/// A Poisson-bracket penalty w·mean_b (∇H(x_b)·G x_b)² for a generator G of
+/// a group acting linearly on phase space: ∇H·Gx is the rate at which H
+/// changes along the group's flow, so driving it to zero makes H invariant and,
+/// for a symplectic G, conserves the matching momentum (Noether).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bracket {
+    pub weight: f64,
+    /// The generator, `2n × 2n` row-major.
+    pub generator: Vec<f32>,
+}
+
+impl Bracket {
+    /// ∇H·Gx at one state, with Gx written into `gx`.
+    fn rate(&self, grad_h: &[f32], x: &[f32], gx: &mut [f32]) -> f32 {
+        for (v, row) in gx.iter_mut().zip(self.generator.chunks_exact(x.len())) {
+            *v = row.iter().zip(x).map(|(a, x)| a * x).sum();
+        }
+        grad_h.iter().zip(&*gx).map(|(g, v)| g * v).sum()
+    }
+}
+
+/// The weighted penalty of each bracket at `rows` states whose ∇H is `grad_h`.
+pub(crate) fn brackets(brackets: &[Bracket], grad_h: &[f32], x: &[f32], rows: usize) -> Vec<f64> {
+    let d = x.len() / rows.max(1);
+    let mut gx = vec![0.0f32; d];
+    brackets
+        .iter()
+        .map(|b| {
+            let sum: f64 = grad_h
+                .chunks_exact(d)
+                .zip(x.chunks_exact(d))
+                .map(|(g, x)| f64::from(b.rate(g, x, &mut gx)).powi(2))
+                .sum();
+            b.weight * sum / rows as f64
+        })
+        .collect()
+}
+
+/// Mean squared error of the field against `y` plus the `brackets`
+/// penalties, accumulating the parameter gradient of their sum into `grad`.
+/// Both terms are functions of ∇H alone, so their gradients with respect to
+/// ∇H are added first and go through one backward pass.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn loss_and_grad(
     mlp: &Mlp,
     n: usize,
     x: &[f32],
     y: &[f32],
     rows: usize,
+    brackets: &[Bracket],
     grad: &mut [f32],
     work: &mut Work,
-) -> f32 {
+) -> Objective {
     input_gradient(mlp, x, rows, work);
     let d = 2 * n;
     let scale = 2.0 / (rows * d) as f32;
-    let mut loss = 0.0f64;
-    // Replace ∂H/∂x by the loss gradient with respect to it: the field is
-    // (∂H/∂p, −∂H/∂q), so its residual r maps back through Jᵀ.
-    for (g, y) in work.gx.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
+    let mut terms = Objective {
+        mse: 0.0,
+        brackets: vec![0.0; brackets.len()],
+    };
+    let (mut gv, mut dg) = (vec![0.0f32; d], vec![0.0f32; d]);
+    for ((g, y), x) in work
+        .gx
+        .chunks_exact_mut(d)
+        .zip(y.chunks_exact(d))
+        .zip(x.chunks_exact(d))
+    {
+        // Each bracket's gradient with respect to ∇H is 2w/rows·(∇H·Gx)·Gx.
+        dg.fill(0.0);
+        for (b, value) in brackets.iter().zip(&mut terms.brackets) {
+            let c = b.rate(g, x, &mut gv);
+            *value += b.weight * f64::from(c * c);
+            let k = (2.0 * b.weight / rows as f64) as f32 * c;
+            dg.iter_mut().zip(&gv).for_each(|(d, v)| *d += k * v);
+        }
+        // The field is (∂H/∂p, −∂H/∂q), so its residual r maps back through Jᵀ.
         for i in 0..n {
             let r_q = g[n + i] - y[i];
             let r_p = -g[i] - y[n + i];
-            loss += f64::from(r_q * r_q + r_p * r_p);
-            g[i] = -scale * r_p;
-            g[n + i] = scale * r_q;
+            terms.mse += f64::from(r_q * r_q + r_p * r_p);
+            dg[i] -= scale * r_p;
+            dg[n + i] += scale * r_q;
         }
+        g.copy_from_slice(&dg);
     }
+    terms.mse /= (rows * d) as f64;
+    terms.brackets.iter_mut().for_each(|v| *v /= rows as f64);
+    backward(mlp, x, rows, grad, work);
+    terms
+}
+
+/// Back-propagates the loss gradient with respect to ∂H/∂x, held in
+/// `work.gx`, to the parameters, accumulating into `grad`.
+fn backward(mlp: &Mlp, x: &[f32], rows: usize, grad: &mut [f32], work: &mut Work) {
+    let d = mlp.sizes[0];
     let hidden = mlp.layers() - 1;
     let cache = &work.cache;
     work.dz2.resize_with(hidden, Vec::new);
@@ -212,5 +282,4 @@ pub(crate) fn loss_and_grad(
         &mut work.scratch,
         grad,
     );
-    (loss / (rows * d) as f64) as f32
 }

@@ -15,31 +15,37 @@
 //! the tests.
 //!
 //! ```
-//! use symc::backend::physics::{Adam, DynamicsNet, Head, Init};
+//! use symc::backend::physics::{DynamicsNet, Head, Init};
 //! use symc::plan::Activation;
+//! use symc::train::dynamics::fit;
 //!
 //! // A Hamiltonian network for one coordinate, trained on the field of H = (q² + p²)/2.
 //! let mut net = DynamicsNet::new(Head::Hamiltonian, 1, &[16], Activation::Tanh, Init::Uniform, 0)?;
 //! let x = [0.5, 0.0, 0.0, 0.5, -0.3, 0.2];
 //! let y = [0.0, -0.5, 0.5, 0.0, 0.2, 0.3];
-//! let mut adam = Adam::new(net.parameters().len(), 1e-2);
 //! let mut grad = vec![0.0; net.parameters().len()];
-//! let first = net.loss_and_grad(&x, &y, &mut grad)?;
-//! for _ in 0..200 {
-//!     grad.fill(0.0);
-//!     net.loss_and_grad(&x, &y, &mut grad)?;
-//!     adam.step(net.parameters_mut(), &grad);
-//! }
-//! assert!(net.loss_and_grad(&x, &y, &mut grad)? < 0.1 * first);
+//! let first = net.loss_and_grad(&x, &y, &mut grad)?.mse;
+//! let last = fit(&mut net, &x, &y, 200, 1e-2)?;
+//! assert!(last.mse < 0.1 * first);
 //! # Ok::<(), symc::backend::physics::PhysicsError>(())
 //! ```
+//!
+//! Inside a compiled model ([`crate::backend::Model`]) a graph made of one
+//! `Hamiltonian` or `Lagrangian` node runs on these heads. Its parameters are
+//! named `n{node}.weight.{l}` (`[out, in]`) and `n{node}.bias.{l}` (`[out]`)
+//! for layer l = 0, 1, … of the head's MLP (the last layer has one output).
+//! Hamiltonian heads start from PyTorch's uniform initialisation, Lagrangian
+//! heads from the LNN paper's ([`Init::Lnn`]).
 
 mod act;
+mod compiled;
 mod hnn;
 mod linalg;
 mod lnn;
 mod mlp;
 
+pub(crate) use compiled::CompiledHead;
+pub use hnn::Bracket;
 pub use mlp::Init;
 
 use crate::plan::{Activation, Op};
@@ -77,6 +83,45 @@ pub enum PhysicsError {
     },
     #[error("{0} is not a Hamiltonian or Lagrangian node")]
     NotAHead(String),
+    #[error("a Poisson-bracket penalty needs a Hamiltonian head, not a {0:?} one")]
+    BracketWithoutHamiltonian(Head),
+}
+
+impl From<PhysicsError> for crate::backend::BackendError {
+    fn from(e: PhysicsError) -> Self {
+        use crate::backend::BackendError;
+        match e {
+            PhysicsError::SingularMass { .. } => BackendError::Singular {
+                what: e.to_string(),
+            },
+            PhysicsError::Shape { expected, found } => BackendError::ShapeMismatch {
+                what: "state values".into(),
+                expected,
+                found,
+            },
+            PhysicsError::RowMismatch { x, y } => BackendError::ShapeMismatch {
+                what: "target rows".into(),
+                expected: x,
+                found: y,
+            },
+            _ => BackendError::InvalidGraph(e.to_string()),
+        }
+    }
+}
+
+/// Values of the terms of a head's training objective.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Objective {
+    /// Mean squared error of the field (over states and components).
+    pub mse: f64,
+    /// Each Poisson-bracket penalty, weighted, in the order they were given.
+    pub brackets: Vec<f64>,
+}
+
+impl Objective {
+    pub fn total(&self) -> f64 {
+        self.mse + self.brackets.iter().sum::<f64>()
+    }
 }
 
 /// A network predicting the time derivative of a state of `coordinates`
@@ -87,6 +132,7 @@ pub struct DynamicsNet {
     coordinates: usize,
     mlp: Mlp,
     damping: f64,
+    brackets: Vec<Bracket>,
     work: hnn::Work,
     lnn_work: lnn::Work,
 }
@@ -121,6 +167,7 @@ impl DynamicsNet {
             coordinates,
             mlp,
             damping: 0.0,
+            brackets: Vec::new(),
             work: hnn::Work::default(),
             lnn_work: lnn::Work::default(),
         })
@@ -149,6 +196,23 @@ impl DynamicsNet {
     pub fn with_damping(mut self, damping: f64) -> Self {
         self.damping = damping;
         self
+    }
+
+    /// Adds Poisson-bracket penalties to the training objective (Hamiltonian
+    /// head only); each generator must be `state_dim() × state_dim()`.
+    pub fn with_brackets(mut self, brackets: Vec<Bracket>) -> Result<Self, PhysicsError> {
+        if !brackets.is_empty() && self.head != Head::Hamiltonian {
+            return Err(PhysicsError::BracketWithoutHamiltonian(self.head));
+        }
+        let d = self.state_dim();
+        if let Some(b) = brackets.iter().find(|b| b.generator.len() != d * d) {
+            return Err(PhysicsError::Shape {
+                expected: d * d,
+                found: b.generator.len(),
+            });
+        }
+        self.brackets = brackets;
+        Ok(self)
     }
 
     pub fn head(&self) -> Head {
@@ -207,15 +271,16 @@ impl DynamicsNet {
         Ok((self.head != Head::Direct).then(|| self.mlp.eval(x, rows)))
     }
 
-    /// Mean squared error of the predicted field against `y` (mean over states
-    /// and components); adds its gradient with respect to [`Self::parameters`]
-    /// to `grad`.
+    /// The training objective at `x` against targets `y`: the mean squared
+    /// error of the predicted field (mean over states and components) plus any
+    /// Poisson-bracket penalties. Adds its gradient with respect to
+    /// [`Self::parameters`] to `grad`.
     pub fn loss_and_grad(
         &mut self,
         x: &[f32],
         y: &[f32],
         grad: &mut [f32],
-    ) -> Result<f32, PhysicsError> {
+    ) -> Result<Objective, PhysicsError> {
         let rows = self.rows(x)?;
         let y_rows = self.rows(y)?;
         if rows != y_rows {
@@ -227,30 +292,63 @@ impl DynamicsNet {
                 found: grad.len(),
             });
         }
-        Ok(match self.head {
-            Head::Hamiltonian => hnn::loss_and_grad(
+        let mse = match self.head {
+            Head::Hamiltonian => {
+                return Ok(hnn::loss_and_grad(
+                    &self.mlp,
+                    self.coordinates,
+                    x,
+                    y,
+                    rows,
+                    &self.brackets,
+                    grad,
+                    &mut self.work,
+                ))
+            }
+            Head::Direct => direct_loss_and_grad(&self.mlp, x, y, rows, grad, &mut self.work),
+            Head::Lagrangian => lnn::loss_and_grad(
                 &self.mlp,
                 self.coordinates,
                 x,
                 y,
                 rows,
+                self.damping,
                 grad,
-                &mut self.work,
-            ),
-            Head::Direct => direct_loss_and_grad(&self.mlp, x, y, rows, grad, &mut self.work),
-            Head::Lagrangian => {
-                let n = self.coordinates;
-                lnn::loss_and_grad(
-                    &self.mlp,
-                    n,
-                    x,
-                    y,
-                    rows,
-                    self.damping,
-                    grad,
-                    &mut self.lnn_work,
-                )?
+                &mut self.lnn_work,
+            )?,
+        };
+        Ok(Objective {
+            mse: f64::from(mse),
+            brackets: Vec::new(),
+        })
+    }
+
+    /// The training objective at `x` against `y`, without gradients.
+    pub fn objective(&self, x: &[f32], y: &[f32]) -> Result<Objective, PhysicsError> {
+        let rows = self.rows(x)?;
+        let y_rows = self.rows(y)?;
+        if rows != y_rows {
+            return Err(PhysicsError::RowMismatch { x: rows, y: y_rows });
+        }
+        let field = self.field(x)?;
+        let mse = field
+            .iter()
+            .zip(y)
+            .map(|(f, y)| f64::from(f - y).powi(2))
+            .sum::<f64>()
+            / field.len() as f64;
+        // ∇H = −J·field, since the field is J∇H and J² = −I.
+        let n = self.coordinates;
+        let mut grad_h = field;
+        for g in grad_h.chunks_exact_mut(2 * n) {
+            let (q, p) = g.split_at_mut(n);
+            for (q, p) in q.iter_mut().zip(p) {
+                (*q, *p) = (-*p, *q);
             }
+        }
+        Ok(Objective {
+            mse,
+            brackets: hnn::brackets(&self.brackets, &grad_h, x, rows),
         })
     }
 }
@@ -291,51 +389,6 @@ fn direct_loss_and_grad(
         grad,
     );
     (loss / y.len() as f64) as f32
-}
-
-/// Adam (Kingma & Ba) over a flat parameter vector.
-#[derive(Debug, Clone)]
-pub struct Adam {
-    pub lr: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    m: Vec<f32>,
-    v: Vec<f32>,
-    steps: i32,
-}
-
-impl Adam {
-    /// Adam with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8).
-    pub fn new(parameters: usize, lr: f32) -> Self {
-        Adam {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            m: vec![0.0; parameters],
-            v: vec![0.0; parameters],
-            steps: 0,
-        }
-    }
-
-    /// One update of `params` along `grad`.
-    pub fn step(&mut self, params: &mut [f32], grad: &[f32]) {
-        self.steps += 1;
-        let c1 = 1.0 - self.beta1.powi(self.steps);
-        let c2 = 1.0 - self.beta2.powi(self.steps);
-        let (b1, b2, eps, lr) = (self.beta1, self.beta2, self.eps, self.lr);
-        for (((p, g), m), v) in params
-            .iter_mut()
-            .zip(grad)
-            .zip(&mut self.m)
-            .zip(&mut self.v)
-        {
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            *p -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ fn param_fd(net: &mut DynamicsNet, h: f32, f: impl Fn(&mut DynamicsNet) -> f64) 
 
 fn loss(net: &mut DynamicsNet, x: &[f32], y: &[f32]) -> f64 {
     let mut g = vec![0.0; net.parameters().len()];
-    net.loss_and_grad(x, y, &mut g).unwrap() as f64
+    net.loss_and_grad(x, y, &mut g).unwrap().total()
 }
 
 #[test]
@@ -257,4 +257,119 @@ fn a_singular_mass_matrix_is_an_error_and_damping_removes_it() {
         .unwrap()
         .iter()
         .all(|v| v.is_finite()));
+}
+
+/// Rotation of q ∈ R² and p ∈ R² together: the generator of angular momentum.
+fn rotation() -> Vec<f32> {
+    let mut g = vec![0.0; 16];
+    for k in [0, 2] {
+        g[4 * k + k + 1] = -1.0;
+        g[4 * (k + 1) + k] = 1.0;
+    }
+    g
+}
+
+fn bracket_net(seed: u64) -> DynamicsNet {
+    let brackets = vec![
+        Bracket {
+            weight: 0.7,
+            generator: rotation(),
+        },
+        Bracket {
+            weight: 0.2,
+            generator: values(16, 8),
+        },
+    ];
+    net(Head::Hamiltonian, 2, Activation::Tanh, seed)
+        .with_brackets(brackets)
+        .unwrap()
+}
+
+#[test]
+fn bracket_penalties_are_the_squared_rate_of_h_along_the_generators() {
+    let mut net = bracket_net(6);
+    let x = values(4 * 5, 9);
+    let y = values(4 * 5, 10);
+    let generators = [rotation(), values(16, 8)];
+    // ∇H by central differences of H, then w·mean((∇H·Gx)²) by hand.
+    let h = 1e-2;
+    let mut want = [0.0f64; 2];
+    for state in x.chunks_exact(4) {
+        let grad_h: Vec<f64> = (0..4)
+            .map(|i| {
+                let mut up = state.to_vec();
+                up[i] += h;
+                let mut down = state.to_vec();
+                down[i] -= h;
+                let f = |s: &[f32]| net.scalar(s).unwrap().unwrap()[0] as f64;
+                (f(&up) - f(&down)) / (2.0 * h as f64)
+            })
+            .collect();
+        for (w, g) in want.iter_mut().zip(&generators) {
+            let rate: f64 = (0..4)
+                .map(|i| {
+                    let gx: f64 = (0..4).map(|j| (g[4 * i + j] * state[j]) as f64).sum();
+                    grad_h[i] * gx
+                })
+                .sum();
+            *w += rate * rate / 5.0;
+        }
+    }
+    want[0] *= 0.7;
+    want[1] *= 0.2;
+    let evaluated = net.objective(&x, &y).unwrap();
+    let mut grad = vec![0.0; net.parameters().len()];
+    let trained = net.loss_and_grad(&x, &y, &mut grad).unwrap();
+    for k in 0..2 {
+        assert!(
+            (evaluated.brackets[k] - want[k]).abs() < 2e-3 * want[k].max(1e-3),
+            "bracket {k}: {} vs {}",
+            evaluated.brackets[k],
+            want[k]
+        );
+        assert!((trained.brackets[k] - evaluated.brackets[k]).abs() < 1e-5 * want[k].max(1e-3));
+    }
+    assert!((trained.mse - evaluated.mse).abs() < 1e-6);
+}
+
+#[test]
+fn bracket_gradients_match_finite_differences() {
+    let mut net = bracket_net(12);
+    let x = values(4 * 7, 13);
+    let y = values(4 * 7, 14);
+    let mut grad = vec![0.0; net.parameters().len()];
+    net.loss_and_grad(&x, &y, &mut grad).unwrap();
+    let fd = param_fd(&mut net, 1e-2, |n| loss(n, &x, &y));
+    assert_close(&grad, &fd, 3e-3, "bracket gradient");
+    // The penalty alone (targets equal to the field leave no MSE gradient).
+    let field = net.field(&x).unwrap();
+    grad.fill(0.0);
+    let objective = net.loss_and_grad(&x, &field, &mut grad).unwrap();
+    assert!(objective.mse < 1e-12 && objective.brackets.iter().all(|b| *b > 0.0));
+    let fd = param_fd(&mut net, 1e-2, |n| loss(n, &x, &field));
+    assert_close(&grad, &fd, 3e-3, "penalty-only gradient");
+}
+
+#[test]
+fn brackets_need_a_hamiltonian_head_and_square_generators() {
+    let lagrangian = net(Head::Lagrangian, 2, Activation::Softplus, 0);
+    let bracket = |generator| Bracket {
+        weight: 1.0,
+        generator,
+    };
+    assert_eq!(
+        lagrangian
+            .with_brackets(vec![bracket(rotation())])
+            .unwrap_err(),
+        PhysicsError::BracketWithoutHamiltonian(Head::Lagrangian)
+    );
+    assert_eq!(
+        net(Head::Hamiltonian, 2, Activation::Tanh, 0)
+            .with_brackets(vec![bracket(vec![0.0; 9])])
+            .unwrap_err(),
+        PhysicsError::Shape {
+            expected: 16,
+            found: 9
+        }
+    );
 }

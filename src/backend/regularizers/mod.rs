@@ -115,6 +115,11 @@ impl Regularizer {
                     orbit(graph, &action)?
                 }
                 LossKind::SoftPrior { equivariant, .. } => prior(graph, term.weight, *equivariant)?,
+                LossKind::PoissonBracket { group } => {
+                    return Err(BackendError::InvalidGraph(format!(
+                        "the Poisson bracket with `{group}` needs a Hamiltonian head"
+                    )))
+                }
             };
             out.push(Regularizer {
                 weight: term.weight,

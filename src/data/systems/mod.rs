@@ -63,6 +63,10 @@ pub trait System: Send + Sync {
     /// Energy scale used to normalise energy errors: the largest potential
     /// energy for bounded systems, the typical |energy| otherwise.
     fn energy_scale(&self) -> f64;
+    /// The momenta the system conserves besides its energy, by name, at `x`.
+    fn momenta(&self, _x: &[f64]) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
 }
 
 /// H = c(q² + p²).
@@ -231,6 +235,23 @@ impl System for Orbits {
     fn energy_scale(&self) -> f64 {
         let pairs = (self.bodies * (self.bodies - 1) / 2) as f64;
         pairs / (2.0 * self.r_min)
+    }
+    /// Total linear momentum Σpᵢ and angular momentum Σ qᵢ × pᵢ (translations
+    /// and rotations of the plane leave H unchanged).
+    fn momenta(&self, x: &[f64]) -> Vec<(&'static str, f64)> {
+        let n = 2 * self.bodies;
+        let (q, p) = x.split_at(n);
+        let sum = |k: usize| p.iter().skip(k).step_by(2).sum::<f64>();
+        let angular = q
+            .chunks_exact(2)
+            .zip(p.chunks_exact(2))
+            .map(|(q, p)| q[0] * p[1] - q[1] * p[0])
+            .sum();
+        vec![
+            ("momentum_x", sum(0)),
+            ("momentum_y", sum(1)),
+            ("angular_momentum", angular),
+        ]
     }
 }
 

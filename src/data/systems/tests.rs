@@ -130,3 +130,32 @@ fn bad_parameters_are_named() {
         }
     }
 }
+
+#[test]
+fn orbits_conserve_their_momenta_and_move_them_under_a_push() {
+    let data = simulate(
+        "two_body",
+        &params(&[("trajectories", 3.0), ("noise", 0.0)]),
+    )
+    .unwrap()
+    .unwrap();
+    let system = data.system.as_ref();
+    for t in &data.train {
+        let first = system.momenta(&t.states[..8]);
+        let last = system.momenta(&t.states[t.states.len() - 8..]);
+        assert_eq!(first.len(), 3);
+        for ((name, a), (_, b)) in first.iter().zip(&last) {
+            assert!((a - b).abs() < 1e-8, "{name}: {a} vs {b}");
+        }
+    }
+    // q = (1, 0), (−1, 0); p = (0, 1), (0, −1): zero linear momentum, L = 1 + 1.
+    let x = [1.0, 0.0, -1.0, 0.0, 0.0, 1.0, 0.0, -1.0];
+    let m: Vec<f64> = system.momenta(&x).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(m, [0.0, 0.0, 2.0]);
+    assert!(simulate("pendulum", &params(&[]))
+        .unwrap()
+        .unwrap()
+        .system
+        .momenta(&[0.1, 0.2])
+        .is_empty());
+}

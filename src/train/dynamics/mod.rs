@@ -12,14 +12,17 @@
 //! let data = simulate("mass_spring", &params).unwrap()?;
 //! let net = DynamicsNet::new(Head::Hamiltonian, 1, &[8], Activation::Tanh, Init::Uniform, 0)?;
 //! let protocol = Protocol { span: 3.0, points: 31, integrator: Integrator::Leapfrog, max_step: 0.01 };
-//! let report = evaluate(&net, &data, &protocol)?;
-//! assert!(report.energy_mse >= 0.0 && report.test_mse > 0.0);
+//! let evaluation = evaluate(|x| net.field(x), &data, &protocol)?;
+//! assert!(evaluation.report.energy_mse >= 0.0 && evaluation.report.test_mse > 0.0);
+//! assert_eq!(evaluation.rollouts.times.len(), 31);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::backend::physics::{Adam, DynamicsNet, PhysicsError};
-use crate::data::systems::{leapfrog, rk4, Dataset, System};
-use crate::data::Table;
+use super::{Predictor, TrainError};
+use crate::backend::physics::{DynamicsNet, Objective, PhysicsError};
+use crate::backend::AdamW;
+use crate::data::systems::{leapfrog, rk4, simulate, Dataset, System};
+use crate::plan::{DataConfig, ModelGraph, Task};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -45,6 +48,25 @@ pub struct Protocol {
     pub max_step: f64,
 }
 
+impl Protocol {
+    /// The evaluation of the HNN and LNN papers for built-in system `name`:
+    /// RK4 rollouts over t ∈ [0, 20] (three-body [0, 5], double pendulum
+    /// [0, 100], whose final-time energy error is the LNN paper's metric).
+    pub fn for_system(name: &str) -> Protocol {
+        let (span, points) = match name {
+            "three_body" => (5.0, 51),
+            "double_pendulum" => (100.0, 101),
+            _ => (20.0, 201),
+        };
+        Protocol {
+            span,
+            points,
+            integrator: Integrator::Rk4,
+            max_step: 0.01,
+        }
+    }
+}
+
 /// Metrics of a dynamics model on the test trajectories of a data set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DynamicsReport {
@@ -58,6 +80,10 @@ pub struct DynamicsReport {
     pub final_energy_error: f64,
     /// Mean squared distance between the rollouts and the true trajectories.
     pub state_mse: f64,
+    /// For each momentum the system conserves, the mean over test rollouts of
+    /// |M(x̂(T)) − M(x(0))|.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub momentum_drift: BTreeMap<String, f64>,
 }
 
 impl DynamicsReport {
@@ -71,43 +97,52 @@ impl DynamicsReport {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(
+            self.momentum_drift
+                .iter()
+                .map(|(k, v)| (format!("{k}_drift"), *v)),
+        )
         .collect()
     }
 }
 
-/// Full-batch Adam on the field MSE over `data` for `steps` steps; returns the
-/// final training loss.
+/// `steps` full-batch Adam steps (the backend's [`AdamW`] without decay) on
+/// the objective of `net` at states `x` with target derivatives `y`; returns
+/// the objective before the last step.
 pub fn fit(
     net: &mut DynamicsNet,
-    data: &Table,
+    x: &[f32],
+    y: &[f32],
     steps: usize,
-    lr: f32,
-) -> Result<f32, PhysicsError> {
-    let mut adam = Adam::new(net.parameters().len(), lr);
+    lr: f64,
+) -> Result<Objective, PhysicsError> {
+    let mut adam = AdamW::new([net.parameters().len()], 0.0);
     let mut grad = vec![0.0; net.parameters().len()];
-    let mut loss = f32::NAN;
+    let mut objective = net.objective(x, y)?;
     for _ in 0..steps {
         grad.fill(0.0);
-        loss = net.loss_and_grad(&data.x, &data.y, &mut grad)?;
-        adam.step(net.parameters_mut(), &grad);
+        objective = net.loss_and_grad(x, y, &mut grad)?;
+        adam.begin_step();
+        adam.update(0, net.parameters_mut(), &grad, lr);
     }
-    Ok(loss)
+    Ok(objective)
 }
 
-/// Integrates the learned field of `net` from each state of `x0` (several
-/// states, one after another) and returns the states at `times`
-/// (`times.len() × x0.len()`).
-pub fn rollout(
-    net: &DynamicsNet,
+/// Integrates the learned field `field` (states of `state_dim` components in,
+/// derivatives out) from each state of `x0` (several states, one after
+/// another) and returns the states at `times` (`times.len() × x0.len()`).
+pub fn rollout<E>(
+    field: impl Fn(&[f32]) -> Result<Vec<f32>, E>,
+    state_dim: usize,
     x0: &[f64],
     times: &[f64],
     integrator: Integrator,
     max_step: f64,
-) -> Result<Vec<f64>, PhysicsError> {
+) -> Result<Vec<f64>, E> {
     let mut failure = None;
-    let mut field = |x: &[f64], dx: &mut [f64]| {
+    let mut derivative = |x: &[f64], dx: &mut [f64]| {
         let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-        match net.field(&x32) {
+        match field(&x32) {
             Ok(f) => dx.iter_mut().zip(f).for_each(|(d, f)| *d = f64::from(f)),
             Err(e) => {
                 failure.get_or_insert(e);
@@ -116,28 +151,60 @@ pub fn rollout(
         }
     };
     let states = match integrator {
-        Integrator::Rk4 => rk4(&mut field, x0, times, max_step),
-        Integrator::Leapfrog => leapfrog(&mut field, x0, net.state_dim(), times, max_step),
+        Integrator::Rk4 => rk4(&mut derivative, x0, times, max_step),
+        Integrator::Leapfrog => leapfrog(&mut derivative, x0, state_dim, times, max_step),
     };
     failure.map_or(Ok(states), Err)
 }
 
-/// Rolls `net` out from the clean initial state of every test trajectory of
-/// `data` and measures it against the true system.
-pub fn evaluate(
-    net: &DynamicsNet,
+/// Learned and true trajectories from the clean initial states of the test
+/// trajectories of a data set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollouts {
+    pub times: Vec<f64>,
+    /// Components of a state.
+    pub dim: usize,
+    /// Number of initial states.
+    pub starts: usize,
+    /// States along the learned field, `times × starts × dim`.
+    pub learned: Vec<f64>,
+    /// States along the true field, same layout.
+    pub truth: Vec<f64>,
+}
+
+impl Rollouts {
+    /// State of rollout `start` at time index `k` (learned or true).
+    pub fn state(&self, learned: bool, k: usize, start: usize) -> &[f64] {
+        let states = if learned { &self.learned } else { &self.truth };
+        let at = (k * self.starts + start) * self.dim;
+        &states[at..at + self.dim]
+    }
+}
+
+/// A model's metrics on a data set and the rollouts behind them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub report: DynamicsReport,
+    pub rollouts: Rollouts,
+}
+
+/// Rolls the learned `field` out from the clean initial state of every test
+/// trajectory of `data` and measures it against the true system.
+pub fn evaluate<E>(
+    field: impl Fn(&[f32]) -> Result<Vec<f32>, E>,
     data: &Dataset,
     protocol: &Protocol,
-) -> Result<DynamicsReport, PhysicsError> {
-    let test = crate::data::systems::table(&data.test, net.state_dim());
-    let predicted = net.field(&test.x)?;
+) -> Result<Evaluation, E> {
+    let system = data.system.as_ref();
+    let d = 2 * system.coordinates();
+    let test = crate::data::systems::table(&data.test, d);
+    let predicted = field(&test.x)?;
     let test_mse = mean(
         predicted
             .iter()
             .zip(&test.y)
             .map(|(p, y)| f64::from(p - y).powi(2)),
     );
-    let d = net.state_dim();
     let x0: Vec<f64> = data
         .test
         .iter()
@@ -146,22 +213,71 @@ pub fn evaluate(
     let times: Vec<f64> = (0..protocol.points)
         .map(|i| protocol.span * i as f64 / (protocol.points - 1).max(1) as f64)
         .collect();
-    let states = rollout(net, &x0, &times, protocol.integrator, protocol.max_step)?;
-    let truth = true_rollout(data.system.as_ref(), &x0, &times);
-    let system = data.system.as_ref();
+    let learned = rollout(
+        &field,
+        d,
+        &x0,
+        &times,
+        protocol.integrator,
+        protocol.max_step,
+    )?;
+    let truth = true_rollout(system, &x0, &times);
+    let starts = data.test.len();
     let e0: Vec<f64> = x0.chunks_exact(d).map(|x| system.energy(x)).collect();
-    let errors: Vec<f64> = states
+    let errors: Vec<f64> = learned
         .chunks_exact(d)
         .enumerate()
-        .map(|(k, x)| system.energy(x) - e0[k % e0.len()])
+        .map(|(k, x)| system.energy(x) - e0[k % starts])
         .collect();
-    let last = &errors[errors.len() - e0.len()..];
-    Ok(DynamicsReport {
+    let last = &learned[learned.len() - starts * d..];
+    let mut momenta = BTreeMap::new();
+    for (start, end) in x0.chunks_exact(d).zip(last.chunks_exact(d)) {
+        for ((name, m0), (_, m)) in system.momenta(start).into_iter().zip(system.momenta(end)) {
+            *momenta.entry(name.to_string()).or_insert(0.0) += (m - m0).abs() / starts as f64;
+        }
+    }
+    let report = DynamicsReport {
         test_mse,
         energy_mse: mean(errors.iter().map(|e| e * e)),
-        final_energy_error: mean(last.iter().map(|e| e.abs() / system.energy_scale())),
-        state_mse: mean(states.iter().zip(&truth).map(|(a, b)| (a - b).powi(2))),
+        final_energy_error: mean(
+            errors[errors.len() - starts..]
+                .iter()
+                .map(|e| e.abs() / system.energy_scale()),
+        ),
+        state_mse: mean(learned.iter().zip(&truth).map(|(a, b)| (a - b).powi(2))),
+        momentum_drift: momenta,
+    };
+    Ok(Evaluation {
+        report,
+        rollouts: Rollouts {
+            times,
+            dim: d,
+            starts,
+            learned,
+            truth,
+        },
     })
+}
+
+/// The rollout evaluation of a trained model on the built-in system its graph
+/// trains on, with the system; `None` for other tasks and data.
+pub fn assess(
+    graph: &ModelGraph,
+    predictor: &Predictor<'_>,
+) -> Result<Option<(Evaluation, Box<dyn System>)>, TrainError> {
+    let (Task::Dynamics { coordinates }, DataConfig::Builtin { name, params }) =
+        (&graph.task, &graph.data)
+    else {
+        return Ok(None);
+    };
+    let Some(data) = simulate(name, params) else {
+        return Ok(None);
+    };
+    let data = data?;
+    let d = 2 * coordinates;
+    let field = |x: &[f32]| predictor.predict(x, x.len() / d);
+    let evaluation = evaluate(field, &data, &Protocol::for_system(name))?;
+    Ok(Some((evaluation, data.system)))
 }
 
 /// The true system's trajectories from `x0` at `times`, integrated finely.
@@ -222,7 +338,7 @@ mod tests {
             integrator: Integrator::Rk4,
             max_step: 0.1,
         };
-        let report = evaluate(&net, &data, &protocol).unwrap();
+        let report = evaluate(|x| net.field(x), &data, &protocol).unwrap().report;
         assert_eq!((report.energy_mse, report.final_energy_error), (0.0, 0.0));
         let moved = mean(
             truth
@@ -251,15 +367,10 @@ mod tests {
         )
         .unwrap();
         let times = [0.0, 0.5, 1.0];
-        let a = rollout(&net, &[0.3, -0.2, 0.5, 0.1], &times, Integrator::Rk4, 1e-3).unwrap();
-        let b = rollout(
-            &net,
-            &[0.3, -0.2, 0.5, 0.1],
-            &times,
-            Integrator::Leapfrog,
-            1e-3,
-        )
-        .unwrap();
+        let field = |x: &[f32]| net.field(x);
+        let x0 = [0.3, -0.2, 0.5, 0.1];
+        let a = rollout(field, 2, &x0, &times, Integrator::Rk4, 1e-3).unwrap();
+        let b = rollout(field, 2, &x0, &times, Integrator::Leapfrog, 1e-3).unwrap();
         for (u, v) in a.iter().zip(&b) {
             assert!((u - v).abs() < 1e-4, "{u} vs {v}");
         }

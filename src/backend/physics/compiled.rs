@@ -1,0 +1,512 @@
+//! A compiled graph whose whole model is one Hamiltonian or Lagrangian node:
+//! the head runs its own hand-derived forward and backward passes, and the
+//! backend's AdamW steps its parameters.
+
+use super::{Bracket, DynamicsNet, Init, Objective};
+use crate::backend::adam::AdamW;
+use crate::backend::{BackendError, Batch, LossBreakdown, NamedTensor};
+use crate::group::matrix_from_rows;
+use crate::plan::{LossKind, ModelGraph, Op};
+use std::ops::Range;
+
+/// A head with the loss terms of its graph.
+#[derive(Debug)]
+pub(crate) struct CompiledHead {
+    node: usize,
+    net: DynamicsNet,
+    /// Weight of the field MSE; the brackets' weights are stored divided by
+    /// it, so that the head's objective times it is the graph's.
+    mse_weight: f64,
+    /// Each graph loss term's name and the brackets it owns (none for `mse`).
+    terms: Vec<(&'static str, Range<usize>)>,
+    grad: Vec<f32>,
+}
+
+impl CompiledHead {
+    /// The head of `graph` when the graph is an input followed by one
+    /// Hamiltonian or Lagrangian node that is its output; `None` otherwise.
+    pub(crate) fn from_graph(graph: &ModelGraph, seed: u64) -> Result<Option<Self>, BackendError> {
+        let [input, node] = graph.nodes.as_slice() else {
+            return Ok(None);
+        };
+        let init = match node.op {
+            Op::Hamiltonian { .. } => Init::Uniform,
+            Op::Lagrangian { .. } => Init::Lnn,
+            _ => return Ok(None),
+        };
+        if input.op != Op::Input || node.inputs != [input.id] || graph.output != node.id {
+            return Ok(None);
+        }
+        let net = DynamicsNet::from_op(&node.op, init, seed)?;
+        let d = net.state_dim();
+        let in_dim: usize = graph.inputs.iter().map(|p| p.dim).sum();
+        let out_dim: usize = graph.outputs.iter().map(|p| p.dim).sum();
+        for (what, found) in [("input ports", in_dim), ("output ports", out_dim)] {
+            if found != d {
+                return Err(BackendError::ShapeMismatch {
+                    what: format!("{what} of a head of {} coordinates", d / 2),
+                    expected: d,
+                    found,
+                });
+            }
+        }
+        let mse_weight = graph
+            .losses
+            .iter()
+            .filter(|t| t.kind == LossKind::Mse)
+            .map(|t| t.weight)
+            .sum::<f64>();
+        if mse_weight <= 0.0 {
+            return Err(BackendError::InvalidGraph(
+                "a dynamics head needs an `mse` term of positive weight".into(),
+            ));
+        }
+        let mut brackets = Vec::new();
+        let mut terms = Vec::new();
+        for term in &graph.losses {
+            let start = brackets.len();
+            let name =
+                match &term.kind {
+                    LossKind::Mse => "mse",
+                    LossKind::PoissonBracket { group } => {
+                        brackets.extend(state_generators(graph, group)?.into_iter().map(|g| {
+                            Bracket {
+                                weight: term.weight / mse_weight,
+                                generator: g,
+                            }
+                        }));
+                        "poisson_bracket"
+                    }
+                    other => {
+                        return Err(BackendError::Unsupported {
+                            op: format!("{other:?} loss on a dynamics head"),
+                        })
+                    }
+                };
+            terms.push((name, start..brackets.len()));
+        }
+        let net = net.with_brackets(brackets)?;
+        let count = net.parameters().len();
+        if count != graph.parameters {
+            return Err(BackendError::ShapeMismatch {
+                what: "total parameter count".into(),
+                expected: graph.parameters,
+                found: count,
+            });
+        }
+        Ok(Some(CompiledHead {
+            node: node.id,
+            net,
+            mse_weight,
+            terms,
+            grad: vec![0.0; count],
+        }))
+    }
+
+    pub(crate) fn parameter_count(&self) -> usize {
+        self.net.parameters().len()
+    }
+
+    /// Lengths of the parameter tensors, in [`Self::named_parameters`] order.
+    pub(crate) fn tensor_lengths(&self) -> impl Iterator<Item = usize> + '_ {
+        self.tensors().map(|(_, _, range)| range.len())
+    }
+
+    /// Name, shape and range in the flat parameter vector of each tensor.
+    fn tensors(&self) -> impl Iterator<Item = (String, Vec<usize>, Range<usize>)> + '_ {
+        let mlp = &self.net.mlp;
+        (0..mlp.layers()).flat_map(move |l| {
+            let (w, b) = mlp.offsets(l);
+            let (inp, out) = (mlp.sizes[l], mlp.sizes[l + 1]);
+            [
+                (format!("n{}.weight.{l}", self.node), vec![out, inp], w..b),
+                (format!("n{}.bias.{l}", self.node), vec![out], b..b + out),
+            ]
+        })
+    }
+
+    /// The predicted time derivative at `rows` states.
+    pub(crate) fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, BackendError> {
+        self.check_rows(x, rows)?;
+        Ok(self.net.field(x)?)
+    }
+
+    fn check_rows(&self, x: &[f32], rows: usize) -> Result<(), BackendError> {
+        let d = self.net.state_dim();
+        if rows == 0 || x.len() != rows * d {
+            return Err(BackendError::ShapeMismatch {
+                what: "input values".into(),
+                expected: rows.max(1) * d,
+                found: x.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The graph's loss terms, weighted, from the head's objective.
+    fn breakdown(&self, objective: &Objective) -> LossBreakdown {
+        let terms: Vec<(String, f64)> = self
+            .terms
+            .iter()
+            .map(|(name, range)| {
+                let value = if range.is_empty() {
+                    objective.mse
+                } else {
+                    objective.brackets[range.clone()].iter().sum()
+                };
+                (name.to_string(), self.mse_weight * value)
+            })
+            .collect();
+        LossBreakdown {
+            total: terms.iter().map(|(_, v)| v).sum(),
+            terms,
+        }
+    }
+
+    pub(crate) fn evaluate(&self, batch: &Batch<'_>) -> Result<LossBreakdown, BackendError> {
+        self.check_rows(batch.x, batch.rows)?;
+        Ok(self.breakdown(&self.net.objective(batch.x, batch.y)?))
+    }
+
+    /// One AdamW step; the losses returned are those before it. A non-finite
+    /// loss or gradient is an error and leaves the parameters unchanged.
+    pub(crate) fn train_step(
+        &mut self,
+        batch: &Batch<'_>,
+        lr: f64,
+        adam: &mut AdamW,
+    ) -> Result<LossBreakdown, BackendError> {
+        self.check_rows(batch.x, batch.rows)?;
+        self.grad.fill(0.0);
+        let objective = self.net.loss_and_grad(batch.x, batch.y, &mut self.grad)?;
+        let breakdown = self.breakdown(&objective);
+        if !breakdown.total.is_finite() {
+            return Err(BackendError::NonFinite {
+                what: "loss".into(),
+            });
+        }
+        let tensors: Vec<(String, Vec<usize>, Range<usize>)> = self.tensors().collect();
+        if let Some((name, ..)) = tensors
+            .iter()
+            .find(|(.., r)| !self.grad[r.clone()].iter().all(|g| g.is_finite()))
+        {
+            return Err(BackendError::NonFinite {
+                what: format!("gradient of `{name}`"),
+            });
+        }
+        let scale = self.mse_weight as f32;
+        self.grad.iter_mut().for_each(|g| *g *= scale);
+        adam.begin_step();
+        let params = self.net.parameters_mut();
+        for (i, (.., range)) in tensors.into_iter().enumerate() {
+            adam.update(i, &mut params[range.clone()], &self.grad[range], lr);
+        }
+        Ok(breakdown)
+    }
+
+    pub(crate) fn named_parameters(&self) -> Vec<NamedTensor> {
+        let params = self.net.parameters();
+        self.tensors()
+            .map(|(name, shape, range)| NamedTensor {
+                name,
+                shape,
+                data: params[range].to_vec(),
+            })
+            .collect()
+    }
+
+    /// Replaces all parameters; `tensors` must name each exactly once with its
+    /// shape. On error nothing is changed.
+    pub(crate) fn load_parameters(&mut self, tensors: &[NamedTensor]) -> Result<(), BackendError> {
+        let mine: Vec<(String, Vec<usize>, Range<usize>)> = self.tensors().collect();
+        let mut staged = self.net.parameters().to_vec();
+        let mut seen = vec![false; mine.len()];
+        let problem = |name: &str, problem: &str| BackendError::Parameter {
+            name: name.into(),
+            problem: problem.into(),
+        };
+        for t in tensors {
+            let i = mine
+                .iter()
+                .position(|(name, ..)| *name == t.name)
+                .ok_or_else(|| problem(&t.name, "the model has no parameter of this name"))?;
+            let (_, shape, range) = &mine[i];
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(problem(&t.name, "given twice"));
+            }
+            if t.shape != *shape || t.data.len() != range.len() {
+                return Err(problem(
+                    &t.name,
+                    &format!(
+                        "shape {:?} with {} values does not match the model's {shape:?}",
+                        t.shape,
+                        t.data.len()
+                    ),
+                ));
+            }
+            staged[range.clone()].copy_from_slice(&t.data);
+        }
+        if let Some(i) = seen.iter().position(|s| !s) {
+            return Err(problem(&mine[i].0, "missing from the loaded tensors"));
+        }
+        self.net.parameters_mut().copy_from_slice(&staged);
+        Ok(())
+    }
+}
+
+/// Each Lie generator of group `name` as it acts on the state: block
+/// diagonal, one block dρ(A) per input port, from the port's representation.
+fn state_generators(graph: &ModelGraph, name: &str) -> Result<Vec<Vec<f32>>, BackendError> {
+    let def = graph
+        .groups
+        .iter()
+        .find(|g| g.name == name)
+        .ok_or_else(|| BackendError::InvalidGraph(format!("group `{name}` is not defined")))?;
+    let d: usize = graph.inputs.iter().map(|p| p.dim).sum();
+    def.lie
+        .iter()
+        .map(|rows| {
+            let a = matrix_from_rows(rows).map_err(|e| BackendError::Group {
+                group: name.into(),
+                message: e.to_string(),
+            })?;
+            let mut generator = vec![0.0f32; d * d];
+            let mut at = 0;
+            for port in &graph.inputs {
+                let rep = port
+                    .rep
+                    .as_ref()
+                    .filter(|r| r.group == name)
+                    .ok_or_else(|| {
+                        BackendError::InvalidGraph(format!(
+                            "state port `{}` has no representation of `{name}`",
+                            port.name
+                        ))
+                    })?;
+                let block = rep.rep.drho(&a);
+                if block.nrows() != port.dim {
+                    return Err(BackendError::ShapeMismatch {
+                        what: format!("`{name}` acting on port `{}`", port.name),
+                        expected: port.dim,
+                        found: block.nrows(),
+                    });
+                }
+                for i in 0..port.dim {
+                    for j in 0..port.dim {
+                        generator[(at + i) * d + at + j] = block[(i, j)] as f32;
+                    }
+                }
+                at += port.dim;
+            }
+            Ok(generator)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::backend::{BackendError, Batch, Model};
+    use crate::plan::*;
+    use std::collections::BTreeMap;
+
+    /// An input and one head node over `coordinates` coordinates, with `losses`.
+    fn head_graph(
+        op: Op,
+        coordinates: usize,
+        losses: Vec<LossTerm>,
+        groups: Vec<GroupDef>,
+    ) -> ModelGraph {
+        let d = 2 * coordinates;
+        let hidden = match &op {
+            Op::Hamiltonian { hidden, .. } | Op::Lagrangian { hidden, .. } => hidden.clone(),
+            _ => unreachable!("a head op"),
+        };
+        let sizes: Vec<usize> = std::iter::once(d).chain(hidden).chain([1]).collect();
+        let params = sizes.windows(2).map(|w| w[1] * (w[0] + 1)).sum();
+        let port = |name: &str| Port {
+            name: name.into(),
+            dim: coordinates,
+            rep: None,
+        };
+        let node = |id, op, inputs: Vec<usize>, out_dim, params| Node {
+            id,
+            op,
+            inputs,
+            out_dim,
+            params,
+            constraint: None,
+        };
+        ModelGraph {
+            model: "head".into(),
+            task: Task::Dynamics { coordinates },
+            inputs: vec![port("q"), port("p")],
+            outputs: vec![port("dq/dt"), port("dp/dt")],
+            groups,
+            symmetries: vec![],
+            nodes: vec![
+                node(0, Op::Input, vec![], d, 0),
+                node(1, op, vec![0], d, params),
+            ],
+            output: 1,
+            losses,
+            data: DataConfig::Builtin {
+                name: "none".into(),
+                params: BTreeMap::new(),
+            },
+            train: TrainConfig {
+                steps: 1,
+                lr: 1e-2,
+                batch: None,
+                weight_decay: 0.0,
+                seed: 0,
+                schedule: "constant".into(),
+            },
+            parameters: params,
+        }
+    }
+
+    fn mse() -> LossTerm {
+        LossTerm {
+            kind: LossKind::Mse,
+            weight: 1.0,
+        }
+    }
+
+    fn hamiltonian(coordinates: usize) -> Op {
+        Op::Hamiltonian {
+            coordinates,
+            hidden: vec![16],
+            act: Activation::Tanh,
+        }
+    }
+
+    #[test]
+    fn a_hamiltonian_graph_trains_through_model_and_round_trips_its_parameters() {
+        let graph = head_graph(hamiltonian(1), 1, vec![mse()], vec![]);
+        let mut model = Model::new(&graph, 3).unwrap();
+        // States on circles and the field of H = (q² + p²)/2.
+        let x: Vec<f32> = (0..12)
+            .flat_map(|k| {
+                let a = k as f32 * 0.5;
+                [0.8 * a.cos(), 0.8 * a.sin()]
+            })
+            .collect();
+        let y: Vec<f32> = x.chunks_exact(2).flat_map(|s| [s[1], -s[0]]).collect();
+        let batch = Batch {
+            x: &x,
+            y: &y,
+            rows: 12,
+        };
+        let first = model.evaluate(&batch).unwrap();
+        assert_eq!(first.terms[0].0, "mse");
+        for _ in 0..200 {
+            model.train_step(&batch, 1e-2).unwrap();
+        }
+        assert!(model.evaluate(&batch).unwrap().total < 0.05 * first.total);
+
+        let names: Vec<(String, Vec<usize>)> = model
+            .named_parameters()
+            .into_iter()
+            .map(|t| (t.name, t.shape))
+            .collect();
+        let expected = [
+            ("n1.weight.0", vec![16, 2]),
+            ("n1.bias.0", vec![16]),
+            ("n1.weight.1", vec![1, 16]),
+            ("n1.bias.1", vec![1]),
+        ];
+        assert_eq!(names, expected.map(|(n, s)| (n.to_string(), s)).to_vec());
+        let mut fresh = Model::new(&graph, 4).unwrap();
+        assert_ne!(
+            fresh.forward(&x, 12).unwrap(),
+            model.forward(&x, 12).unwrap()
+        );
+        let mut tensors = model.named_parameters();
+        assert!(matches!(
+            fresh.load_parameters(&tensors[1..]),
+            Err(BackendError::Parameter { .. })
+        ));
+        fresh.load_parameters(&tensors).unwrap();
+        assert_eq!(
+            fresh.forward(&x, 12).unwrap(),
+            model.forward(&x, 12).unwrap()
+        );
+        tensors[0].shape = vec![2, 16];
+        assert!(fresh.load_parameters(&tensors).is_err());
+        assert!(matches!(
+            model.forward(&x[1..], 12),
+            Err(BackendError::ShapeMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_poisson_bracket_term_is_reported_and_weighted() {
+        let group = GroupDef {
+            name: "Rot".into(),
+            n: 2,
+            lie: vec![vec![vec![0.0, -1.0], vec![1.0, 0.0]]],
+            discrete: vec![],
+        };
+        // q and p each a vector of the plane, turned together.
+        let over_rot = |mut graph: ModelGraph| {
+            for port in graph.inputs.iter_mut() {
+                port.rep = Some(PortRep {
+                    group: "Rot".into(),
+                    rep: crate::group::Rep::V,
+                });
+            }
+            graph
+        };
+        let bracket = |weight| LossTerm {
+            kind: LossKind::PoissonBracket {
+                group: "Rot".into(),
+            },
+            weight,
+        };
+        let x: Vec<f32> = (0..20).map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0).collect();
+        let y = vec![0.1; 20];
+        let batch = Batch {
+            x: &x,
+            y: &y,
+            rows: 5,
+        };
+        let losses = |model: &Model| model.evaluate(&batch).unwrap().terms;
+        let graph = |weight| {
+            over_rot(head_graph(
+                hamiltonian(2),
+                2,
+                vec![mse(), bracket(weight)],
+                vec![group.clone()],
+            ))
+        };
+        let one = Model::new(&graph(1.0), 0).unwrap();
+        let three = Model::new(&graph(3.0), 0).unwrap();
+        let (a, b) = (losses(&one), losses(&three));
+        assert_eq!((a[1].0.as_str(), a.len()), ("poisson_bracket", 2));
+        assert_eq!(a[0], b[0]);
+        assert!(a[1].1 > 0.0 && (b[1].1 - 3.0 * a[1].1).abs() < 1e-9 * b[1].1);
+
+        // State ports the group does not act on, and a bracket beside a
+        // Lagrangian head, are refused.
+        let plain = head_graph(
+            hamiltonian(2),
+            2,
+            vec![mse(), bracket(1.0)],
+            vec![group.clone()],
+        );
+        assert!(matches!(
+            Model::new(&plain, 0),
+            Err(BackendError::InvalidGraph(_))
+        ));
+        let lagrangian = Op::Lagrangian {
+            coordinates: 2,
+            hidden: vec![8],
+            act: Activation::Softplus,
+        };
+        assert!(Model::new(
+            &head_graph(lagrangian, 2, vec![mse(), bracket(1.0)], vec![group]),
+            0
+        )
+        .is_err());
+    }
+}
