@@ -929,8 +929,12 @@ impl Checker<'_> {
                     );
                 }
             }
-            let task = if learn.is_some() {
-                Task::Discover
+            let task = if let Some(SymmetryKind::Learn { generators }) = learn.map(|s| &s.kind) {
+                // The export name is filled in below, once it is checked.
+                Task::Discover {
+                    generators: *generators,
+                    export: None,
+                }
             } else if let Some(k) = classes {
                 Task::Classification { classes: k }
             } else {
@@ -975,6 +979,13 @@ impl Checker<'_> {
             }
         });
 
+        let task = match task {
+            Task::Discover { generators, .. } => Task::Discover {
+                generators,
+                export: export.clone(),
+            },
+            other => other,
+        };
         let model = Model {
             name: decl.name.node.clone(),
             span: name_span,
@@ -1279,7 +1290,7 @@ impl Checker<'_> {
                     classes.is_none() && n_out == b.outputs
                 };
                 // A dynamics model's outputs mirror its state: one mismatch, reported once.
-                let mirrored = matches!(task, Task::Discover | Task::Dynamics { .. });
+                let mirrored = matches!(task, Task::Discover { .. } | Task::Dynamics { .. });
                 if !outputs.is_empty() && !fits && !mirrored {
                     let have = if b.classes {
                         format!(
@@ -1529,7 +1540,7 @@ impl Checker<'_> {
                 }
             }
         }
-        let is_learn = matches!(m.task, Task::Discover);
+        let is_learn = matches!(m.task, Task::Discover { .. });
         if is_learn && m.symmetries.len() > 1 {
             let other = m
                 .symmetries

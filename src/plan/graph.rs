@@ -58,8 +58,13 @@ pub enum Task {
     Classification { classes: usize },
     /// Time derivative of a state (q, p) or (q, q̇) of `coordinates` coordinates each.
     Dynamics { coordinates: usize },
-    /// Symmetry discovery: no predictor, the generators are the result.
-    Discover,
+    /// Symmetry discovery: no predictor, the `generators` learned generators
+    /// are the result, written out as the group `export` when one is named.
+    Discover {
+        generators: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        export: Option<String>,
+    },
 }
 
 /// A named input or output of the model.
