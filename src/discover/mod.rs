@@ -305,3 +305,82 @@ impl Discovery {
         Ok(written)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::{measure_equivariance, EquivarianceOptions};
+
+    /// Discover, then enforce: a rotation learned from noisy pairs is written
+    /// as `found.sym`, a second spec includes it and builds an EMLP over it,
+    /// and that model (untrained: the architecture alone must do it) is
+    /// equivariant under the learned group. Without the exported tolerance
+    /// the approximate generator keeps no invariant bilinear form, and the
+    /// model would have nothing to build its output from.
+    #[test]
+    fn discover_then_enforce_round_trip() {
+        let dir = std::env::temp_dir().join(format!("symc-discover-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let learn = r#"
+model turn {
+  data     builtin.rotation2_pairs(train = 80, val = 20, test = 0, noise = 0.01, seed = 1)
+  input    x: R^2
+  output   x_turned: R^2
+  symmetry learn(generators = 1, dim = 2) => operator
+  export   group Turn
+  train    (steps = 300, lr = 0.05, seed = 0)
+}
+"#;
+        let graph = &crate::compile(learn, "learn.sym", &dir).unwrap().graphs[0];
+        let splits = crate::data::load(&graph.data, &dir).unwrap();
+        let mut steps = 0;
+        let found = discover(graph, &splits, &mut |_| steps += 1).unwrap();
+        assert_eq!(steps, 300);
+        let truth = found.truth.as_ref().unwrap();
+        assert!(truth.cosine.unwrap() > 0.99, "{truth:?}");
+        let written = found.write(&dir).unwrap();
+        assert_eq!(written.len(), 3);
+        assert!(written
+            .iter()
+            .all(|p| std::fs::metadata(p).unwrap().len() > 0));
+        let report: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(dir.join("report.yaml")).unwrap())
+                .unwrap();
+        assert_eq!(report["algebras"][0]["name"].as_str(), Some("SO(2)"));
+
+        let rows: String = (0..20)
+            .map(|i| {
+                let (a, b) = ((i as f64 * 0.37).sin(), (i as f64 * 0.91).cos());
+                format!("{a},{b},{}\n", a * a + b * b)
+            })
+            .collect();
+        std::fs::write(dir.join("norms.csv"), format!("x0,x1,y\n{rows}")).unwrap();
+        let enforce = r#"
+include "found.sym"
+model enforce {
+  data     file("norms.csv", inputs = 2, outputs = 1)
+  input    x: V over Turn
+  output   y: scalar over Turn
+  symmetry Turn => architecture
+  net      emlp(channels = 8, layers = 1)
+}
+"#;
+        let graph = &crate::compile(enforce, "enforce.sym", &dir).unwrap().graphs[0];
+        assert_eq!(graph.groups[0].tolerance, Some(EXPORT_TOLERANCE));
+        let model = crate::backend::Model::new(graph, 0).unwrap();
+        let points = crate::data::read_csv(&dir.join("norms.csv"), 2, 1).unwrap();
+        let options = EquivarianceOptions {
+            samples: 8,
+            points: 20,
+            seed: 0,
+        };
+        let measured =
+            measure_equivariance(graph, &|x, rows| model.forward(x, rows), &points, &options)
+                .unwrap();
+        assert!(measured[0].error < 1e-2, "{measured:?}");
+        // The output is not identically zero: the loosened solve kept a map.
+        let out = model.forward(&points.x, points.rows).unwrap();
+        assert!(out.iter().any(|v| v.abs() > 1e-6));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -72,6 +72,7 @@ pub use closure::{ClosureWarning, LieClosure, StructureConstants};
 pub use error::{GeneratorKind, GroupError};
 pub use matrix_group::{matrix_from_rows, Group};
 pub use rep::Rep;
+pub use solve::SingularGap;
 
 #[cfg(test)]
 mod tests;

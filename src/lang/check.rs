@@ -183,7 +183,7 @@ struct BuiltinData {
     classes: bool,
 }
 
-const BUILTIN_DATA: [BuiltinData; 9] = [
+const BUILTIN_DATA: [BuiltinData; 14] = [
     BuiltinData {
         name: "o5_synthetic",
         inputs: 10,
@@ -233,6 +233,36 @@ const BUILTIN_DATA: [BuiltinData; 9] = [
         classes: false,
     },
     BuiltinData {
+        name: "rotation2_pairs",
+        inputs: 2,
+        outputs: 2,
+        classes: false,
+    },
+    BuiltinData {
+        name: "boost2_pairs",
+        inputs: 2,
+        outputs: 2,
+        classes: false,
+    },
+    BuiltinData {
+        name: "scaling2_pairs",
+        inputs: 2,
+        outputs: 2,
+        classes: false,
+    },
+    BuiltinData {
+        name: "rotation3_pairs",
+        inputs: 3,
+        outputs: 3,
+        classes: false,
+    },
+    BuiltinData {
+        name: "oscillator_pairs",
+        inputs: 2,
+        outputs: 2,
+        classes: false,
+    },
+    BuiltinData {
         name: "digits",
         inputs: 64,
         outputs: 10,
@@ -240,8 +270,10 @@ const BUILTIN_DATA: [BuiltinData; 9] = [
     },
 ];
 
-/// Arguments every built-in data set accepts: sample counts, seed and noise.
-const BUILTIN_DATA_KEYS: [&str; 7] = [
+/// Arguments of the built-in data sets: sample counts, seed and noise, and
+/// the pair sets' transformation settings. Which set takes which is checked
+/// when the data are generated.
+const BUILTIN_DATA_KEYS: [&str; 10] = [
     "train",
     "val",
     "test",
@@ -249,6 +281,9 @@ const BUILTIN_DATA_KEYS: [&str; 7] = [
     "points",
     "noise",
     "seed",
+    "extent",
+    "omega",
+    "dt",
 ];
 
 const SYMMETRY_WORDS: [&str; 6] = [
@@ -557,7 +592,16 @@ impl Checker<'_> {
                         .fold(first.clone(), |acc, g| Group::product(&acc, g)),
                 )
             }
-            GroupExpr::Custom { lie, discrete } => {
+            GroupExpr::Custom {
+                lie,
+                discrete,
+                args,
+            } => {
+                let map = self.args(args, &["tolerance"]);
+                let tolerance = match map.get("tolerance") {
+                    Some(v) => Some(self.tolerance(v)?),
+                    None => None,
+                };
                 let lie_m: Vec<Option<DMatrix<f64>>> = lie.iter().map(|m| self.matrix(m)).collect();
                 let disc_m: Vec<Option<DMatrix<f64>>> =
                     discrete.iter().map(|m| self.matrix(m)).collect();
@@ -581,7 +625,11 @@ impl Checker<'_> {
                 }
                 match Group::custom(name, lie_m, disc_m) {
                     Ok((g, warnings)) => {
-                        for w in warnings {
+                        // Within the tolerance, an approximately closed algebra is closed.
+                        let loose = warnings
+                            .into_iter()
+                            .filter(|w| w.residual > tolerance.unwrap_or(0.0));
+                        for w in loose {
                             self.warnings.push(
                                 Diagnostic::warning("the Lie algebra does not close")
                                     .with_primary(expr.span, w.to_string())
@@ -590,7 +638,7 @@ impl Checker<'_> {
                                     ),
                             );
                         }
-                        Some(g)
+                        Some(g.with_tolerance(tolerance))
                     }
                     Err(error) => {
                         let span = match &error {
@@ -678,6 +726,21 @@ impl Checker<'_> {
                 self.err(type_error(key, "a number", v));
                 None
             }
+        }
+    }
+
+    /// A basis-solver tolerance: a relative singular value in (0, 1).
+    fn tolerance(&mut self, v: &Spanned<Value>) -> Option<f64> {
+        let x = self.float(v, "tolerance")?;
+        if x > 0.0 && x < 1.0 {
+            Some(x)
+        } else {
+            self.err(type_error(
+                "tolerance",
+                "a number between 0 and 1 (e.g. 5e-3)",
+                v,
+            ));
+            None
         }
     }
 

@@ -98,6 +98,10 @@ pub struct GroupDef {
     /// Discrete generators, each n×n invertible, row-major rows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub discrete: Vec<Vec<Vec<f64>>>,
+    /// The basis solver's relative singular-value tolerance, for generators
+    /// that are only approximately closed (`lie(tolerance = …)` in the spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
 }
 
 /// The plan for one symmetry clause.

@@ -54,7 +54,8 @@ impl<D> Context<'_, D> {
                     })
             };
             let group =
-                Group::from_generators(name, def.n, matrices(&def.lie)?, matrices(&def.discrete)?);
+                Group::from_generators(name, def.n, matrices(&def.lie)?, matrices(&def.discrete)?)
+                    .with_tolerance(def.tolerance);
             self.solvers.insert(name.into(), BasisSolver::new(&group));
         }
         let solver = self.solvers.get_mut(name).ok_or_else(|| {
@@ -469,6 +470,7 @@ pub(crate) mod testing {
             n: g.n(),
             lie: g.lie().iter().map(rows).collect(),
             discrete: g.discrete().iter().map(rows).collect(),
+            tolerance: g.tolerance(),
         }
     }
 
