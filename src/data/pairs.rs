@@ -9,7 +9,10 @@
 //! | `rotation3_pairs` | 3 | Σᵢ tᵢLᵢ, the three rotations Lᵢ | so(3) |
 //! | `oscillator_pairs` | 2 | Δt·[[0, 1], [−ω², 0]] | the flow of H = (p² + ω²q²)/2 |
 //!
-//! x ~ N(0, I) and every tᵢ ~ U(−`extent`, `extent`) (default 1). For the
+//! x ~ N(0, I) and every tᵢ ~ U(−`extent`, `extent`) (default 1). A sample
+//! holds `points` such points (default 1; x and x′ then have `points`·n
+//! components, point after point), all moved by the same transformation —
+//! with one point per sample, n generators of Rⁿ would fit any pair. For the
 //! oscillator, x is a point of a trajectory — a standard normal start
 //! evolved for a uniform time in one period — and x′ the point `dt` later
 //! (`omega` default 2, `dt` default 0.3). Gaussian noise of standard
@@ -18,7 +21,7 @@
 //! (defaults 1000, 200, 200) and `seed` as for every generator.
 
 use super::{DataError, Params, Splits, Table};
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -62,6 +65,7 @@ struct Settings {
     noise: f64,
     omega: f64,
     dt: f64,
+    points: usize,
 }
 
 impl Settings {
@@ -72,6 +76,7 @@ impl Settings {
             noise: params.fraction("noise", 0.0)?,
             omega: params.positive("omega", 2.0)?,
             dt: params.positive("dt", 0.3)?,
+            points: params.count("points", 1)?.max(1) as usize,
         })
     }
 
@@ -95,14 +100,14 @@ impl Settings {
         }
     }
 
-    /// One pair (x, x′), noise included.
+    /// One sample (x, x′) of `points` points (columns), noise included.
     fn sample(
         &self,
         rng: &mut StdRng,
         generators: &[DMatrix<f64>],
-    ) -> (DVector<f64>, DVector<f64>) {
+    ) -> (DMatrix<f64>, DMatrix<f64>) {
         let n = self.kind.dim();
-        let start = DVector::from_fn(n, |_, _| rng.sample::<f64, _>(StandardNormal));
+        let start = DMatrix::from_fn(n, self.points, |_, _| rng.sample::<f64, _>(StandardNormal));
         let (x, x_next) = if self.kind == Kind::Oscillator {
             let period = 2.0 * std::f64::consts::PI / self.omega;
             let x = (&generators[0] * rng.gen_range(0.0..period)).exp() * start;
@@ -116,13 +121,13 @@ impl Settings {
             (start, x_next)
         };
         let mut noisy =
-            |v: DVector<f64>| v.map(|a| a + self.noise * rng.sample::<f64, _>(StandardNormal));
+            |v: DMatrix<f64>| v.map(|a| a + self.noise * rng.sample::<f64, _>(StandardNormal));
         (noisy(x), noisy(x_next))
     }
 }
 
-const KNOWN: [&str; 8] = [
-    "train", "val", "test", "seed", "extent", "noise", "omega", "dt",
+const KNOWN: [&str; 9] = [
+    "train", "val", "test", "seed", "extent", "noise", "omega", "dt", "points",
 ];
 
 /// The generated pair set `name`, or `None` when `name` is not one of this module's.
@@ -143,7 +148,7 @@ fn generate_kind(
     let settings = Settings::read(kind, &params)?;
     let seed = params.count("seed", 0)?;
     let generators = settings.generators();
-    let n = kind.dim();
+    let n = kind.dim() * settings.points;
     let split = |index: u64, rows: u64| -> Table {
         let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(3).wrapping_add(index));
         let rows = rows as usize;
@@ -192,6 +197,7 @@ pub fn true_generators(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nalgebra::DVector;
 
     fn params(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
         pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
@@ -261,6 +267,22 @@ mod tests {
         let var = diffs.iter().map(|d| d * d).sum::<f64>() / diffs.len() as f64;
         // The difference of two radial noises of variance σ² each has variance 2σ².
         assert!((var / 0.02 - 1.0).abs() < 0.15, "variance {var}");
+    }
+
+    /// The points of one sample share their rotation: the Gram matrix XᵀX of
+    /// a sample's points (all their lengths and angles) is kept.
+    #[test]
+    fn points_of_a_sample_move_together() {
+        let p = params(&[("train", 10.0), ("points", 4.0)]);
+        let splits = generate("rotation3_pairs", &p).unwrap().unwrap();
+        assert_eq!(splits.train.x_dim, 12);
+        for i in 0..10 {
+            let points = |r: &[f32]| DMatrix::from_iterator(3, 4, r.iter().map(|&a| a as f64));
+            let (x, x_next) = (points(splits.train.x_row(i)), points(splits.train.y_row(i)));
+            let gram = x.transpose() * &x;
+            assert!((x_next.transpose() * &x_next - &gram).amax() < 1e-5 * gram.amax());
+            assert!((x_next - &x).amax() > 1e-3);
+        }
     }
 
     #[test]

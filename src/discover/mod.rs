@@ -103,7 +103,12 @@ pub fn discover(
     splits: &Splits,
     progress: &mut dyn FnMut(&LossPoint),
 ) -> Result<Discovery, DiscoverError> {
-    let Task::Discover { generators, export } = &graph.task else {
+    let Task::Discover {
+        generators,
+        dim,
+        export,
+    } = &graph.task
+    else {
         return Err(DiscoverError::NotDiscovery(graph.model.clone()));
     };
     let method = graph.symmetries.first().map(|s| &s.strategy);
@@ -115,6 +120,7 @@ pub fn discover(
     }
     let config = OperatorConfig {
         generators: *generators,
+        dim: *dim,
         steps: graph.train.steps,
         lr: graph.train.lr,
         duplicate_weight: DUPLICATE_WEIGHT,

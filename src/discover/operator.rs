@@ -4,15 +4,21 @@
 //!
 //! The objective is
 //!
-//! ℓ = (1/N) Σₚ ‖exp(Aₚ)xₚ − x′ₚ‖² + λ Σ_{i<j} ⟨Ĝᵢ, Ĝⱼ⟩²,  Aₚ = Σᵢ tₚᵢ Ĝᵢ.
+//! ℓ = (1/N) Σₚ ‖exp(Aₚ)Xₚ − X′ₚ‖² + λ Σ_{i<j} ⟨Ĝᵢ, Ĝⱼ⟩²,  Aₚ = Σᵢ tₚᵢ Ĝᵢ.
+//!
+//! A sample of m·n components is m points of Rⁿ moved by one transformation:
+//! Xₚ is n×m, one point per column. With one point per sample and k = n
+//! generators, any generic span fits any pair (n equations, n unknowns
+//! tₚ), so learning an n-dimensional algebra such as so(3) needs several
+//! points per sample.
 //!
 //! Normalising G is the gauge fix: t and G share one scale, which t alone
 //! carries. The second term (LieGAN's penalty against duplicate generators,
 //! the squared normalised Frobenius correlation) keeps the generators apart
 //! without biasing their span, since every span has an orthonormal basis.
 //!
-//! The gradient is written out by hand in f64: the residual gives
-//! ∂ℓ/∂exp(Aₚ) = (2/N) rₚxₚᵀ, [`expm_vjp`] turns it into ∂ℓ/∂Aₚ, which
+//! The gradient is written out by hand in f64: the residual Rₚ gives
+//! ∂ℓ/∂exp(Aₚ) = (2/N) RₚXₚᵀ, [`expm_vjp`] turns it into ∂ℓ/∂Aₚ, which
 //! gives ∂ℓ/∂Ĝᵢ = Σₚ tₚᵢ ∂ℓ/∂Aₚ and ∂ℓ/∂tₚᵢ = ⟨∂ℓ/∂Aₚ, Ĝᵢ⟩, and the
 //! normalisation's Jacobian maps ∂ℓ/∂Ĝ to ∂ℓ/∂G = (D − Ĝ⟨Ĝ, D⟩)/‖G‖.
 //!
@@ -23,7 +29,7 @@
 use super::expm::{expm, expm_vjp};
 use super::DiscoverError;
 use crate::data::Table;
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -33,6 +39,8 @@ use rand_distr::StandardNormal;
 pub struct OperatorConfig {
     /// How many generators to learn.
     pub generators: usize,
+    /// Their size n: each sample holds (its size / n) points of Rⁿ.
+    pub dim: usize,
     /// Full-batch Adam steps.
     pub steps: usize,
     /// Adam's learning rate.
@@ -61,18 +69,19 @@ pub struct OperatorFit {
     pub history: Vec<LossPoint>,
 }
 
-/// Pairs as f64 vectors.
+/// Pairs as f64 matrices of n rows, one column per point.
 struct Pairs {
-    x: Vec<DVector<f64>>,
-    x_next: Vec<DVector<f64>>,
+    x: Vec<DMatrix<f64>>,
+    x_next: Vec<DMatrix<f64>>,
 }
 
 impl Pairs {
-    fn new(table: &Table) -> Pairs {
-        let v = |r: &[f32]| DVector::from_iterator(r.len(), r.iter().map(|&a| f64::from(a)));
+    fn new(table: &Table, n: usize) -> Pairs {
+        let points =
+            |r: &[f32]| DMatrix::from_iterator(n, r.len() / n, r.iter().map(|&a| f64::from(a)));
         Pairs {
-            x: (0..table.rows).map(|i| v(table.x_row(i))).collect(),
-            x_next: (0..table.rows).map(|i| v(table.y_row(i))).collect(),
+            x: (0..table.rows).map(|i| points(table.x_row(i))).collect(),
+            x_next: (0..table.rows).map(|i| points(table.y_row(i))).collect(),
         }
     }
 }
@@ -138,7 +147,7 @@ impl Layout {
 ///     y: xs.iter().flat_map(|v| [c * v[0] - s * v[1], s * v[0] + c * v[1]]).collect(),
 ///     rows: 4, x_dim: 2, y_dim: 2,
 /// };
-/// let config = OperatorConfig { generators: 1, steps: 400, lr: 0.05, duplicate_weight: 1.0, seed: 0 };
+/// let config = OperatorConfig { generators: 1, dim: 2, steps: 400, lr: 0.05, duplicate_weight: 1.0, seed: 0 };
 /// let fit = fit_operator(&table, &table, &config, &mut |_| {}).unwrap();
 /// let g = &fit.generators[0];
 /// // A multiple of [[0, −1], [1, 0]], normalised: entries ±1/√2 off the diagonal.
@@ -151,11 +160,17 @@ pub fn fit_operator(
     config: &OperatorConfig,
     progress: &mut dyn FnMut(&LossPoint),
 ) -> Result<OperatorFit, DiscoverError> {
-    let n = train.x_dim;
-    if train.y_dim != n || val.x_dim != n || val.y_dim != n {
+    let n = config.dim;
+    let size = train.x_dim;
+    if train.y_dim != size || val.x_dim != size || val.y_dim != size {
         return Err(DiscoverError::Invalid(format!(
             "pairs (x, x′) must have equal sizes, found {} and {}",
             train.x_dim, train.y_dim
+        )));
+    }
+    if n == 0 || size % n != 0 {
+        return Err(DiscoverError::Invalid(format!(
+            "samples of {size} components are not points of R^{n}"
         )));
     }
     if train.rows == 0 {
@@ -168,7 +183,7 @@ pub fn fit_operator(
             n * n
         )));
     }
-    let (train_pairs, val_pairs) = (Pairs::new(train), Pairs::new(val));
+    let (train_pairs, val_pairs) = (Pairs::new(train, n), Pairs::new(val, n));
     let layout = Layout {
         n,
         k: config.generators,
@@ -247,7 +262,7 @@ fn gradient(
                 .fold(DMatrix::zeros(n, n), |acc, (g, ti)| acc + g * *ti);
             let residual = expm(&a) * x - x_next;
             *loss += scale * residual.norm_squared();
-            let d_a = expm_vjp(&a, &(residual * x.transpose() * (2.0 * scale)));
+            let d_a = expm_vjp(&a, &(&residual * x.transpose() * (2.0 * scale)));
             for i in 0..k {
                 grad[at + i] = d_a.dot(&unit[i]);
                 // Only the training pairs move the generators.
@@ -300,14 +315,16 @@ mod tests {
                 .map(|_| rng.gen_range(-1.0f32..1.0))
                 .collect::<Vec<_>>()
         };
-        let train = Pairs::new(&table(random(12), random(12), n));
-        let val = Pairs::new(&table(random(6), random(6), n));
+        // Training samples of two points each, validation samples of one.
+        let train = Pairs::new(&table(random(24), random(24), 2 * n), n);
+        let val = Pairs::new(&table(random(6), random(6), n), n);
         let layout = Layout { n, k: 2, train: 4 };
         let len = layout.coefficients(6);
         let mut rng = StdRng::seed_from_u64(5);
         let theta: Vec<f64> = (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect();
         let config = OperatorConfig {
             generators: 2,
+            dim: n,
             steps: 1,
             lr: 0.0,
             duplicate_weight: 0.7,
@@ -369,6 +386,7 @@ mod tests {
         let t = table(vec![0.0; 6], vec![0.0; 6], 3);
         let mut config = OperatorConfig {
             generators: 10,
+            dim: 3,
             steps: 1,
             lr: 0.1,
             duplicate_weight: 1.0,

@@ -181,6 +181,9 @@ struct BuiltinData {
     /// Output columns, or the class count for a classification set.
     outputs: usize,
     classes: bool,
+    /// Whether a sample holds `points` points (a pair set), so that the
+    /// columns above are per point.
+    per_point: bool,
 }
 
 const BUILTIN_DATA: [BuiltinData; 14] = [
@@ -189,84 +192,98 @@ const BUILTIN_DATA: [BuiltinData; 14] = [
         inputs: 10,
         outputs: 1,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "inertia",
         inputs: 20,
         outputs: 9,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "lorentz",
         inputs: 16,
         outputs: 1,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "mass_spring",
         inputs: 2,
         outputs: 2,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "pendulum",
         inputs: 2,
         outputs: 2,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "two_body",
         inputs: 8,
         outputs: 8,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "three_body",
         inputs: 12,
         outputs: 12,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "double_pendulum",
         inputs: 4,
         outputs: 4,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "rotation2_pairs",
         inputs: 2,
         outputs: 2,
         classes: false,
+        per_point: true,
     },
     BuiltinData {
         name: "boost2_pairs",
         inputs: 2,
         outputs: 2,
         classes: false,
+        per_point: true,
     },
     BuiltinData {
         name: "scaling2_pairs",
         inputs: 2,
         outputs: 2,
         classes: false,
+        per_point: true,
     },
     BuiltinData {
         name: "rotation3_pairs",
         inputs: 3,
         outputs: 3,
         classes: false,
+        per_point: true,
     },
     BuiltinData {
         name: "oscillator_pairs",
         inputs: 2,
         outputs: 2,
         classes: false,
+        per_point: true,
     },
     BuiltinData {
         name: "digits",
         inputs: 64,
         outputs: 10,
         classes: true,
+        per_point: false,
     },
 ];
 
@@ -992,10 +1009,12 @@ impl Checker<'_> {
                     );
                 }
             }
-            let task = if let Some(SymmetryKind::Learn { generators }) = learn.map(|s| &s.kind) {
+            let task = if let Some(SymmetryKind::Learn { generators, dim }) = learn.map(|s| &s.kind)
+            {
                 // The export name is filled in below, once it is checked.
                 Task::Discover {
                     generators: *generators,
+                    dim: *dim,
                     export: None,
                 }
             } else if let Some(k) = classes {
@@ -1043,8 +1062,11 @@ impl Checker<'_> {
         });
 
         let task = match task {
-            Task::Discover { generators, .. } => Task::Discover {
+            Task::Discover {
+                generators, dim, ..
+            } => Task::Discover {
                 generators,
+                dim,
                 export: export.clone(),
             },
             other => other,
@@ -1183,21 +1205,27 @@ impl Checker<'_> {
                     Some(v) => self.integer(v, "generators", 1)?,
                     None => 1,
                 };
-                if let Some(v) = map.get("dim") {
-                    let dim = self.integer(v, "dim", 1)?;
-                    if dim != n_in {
-                        self.err(CheckError::Dimension {
-                            span: v.span,
-                            message: format!(
-                                "`learn` acts on {dim} dimensions, but the input has {n_in}"
-                            ),
-                            other: None,
-                            help: Some(format!("write `dim = {n_in}` or leave `dim` out")),
-                        });
-                        return None;
+                let dim = match map.get("dim") {
+                    Some(v) => {
+                        let dim = self.integer(v, "dim", 1)?;
+                        if n_in % dim != 0 {
+                            self.err(CheckError::Dimension {
+                                span: v.span,
+                                message: format!(
+                                    "`learn` acts on {dim} dimensions, which do not divide the input's {n_in}"
+                                ),
+                                other: None,
+                                help: Some(format!(
+                                    "write `dim = {n_in}`, or a divisor of {n_in} when each sample holds several points"
+                                )),
+                            });
+                            return None;
+                        }
+                        dim
                     }
-                }
-                SymmetryKind::Learn { generators }
+                    None => n_in,
+                };
+                SymmetryKind::Learn { generators, dim }
             }
             group if self.failed.contains(group) => return None,
             group => {
@@ -1332,25 +1360,30 @@ impl Checker<'_> {
                 let map = self.args(args, &BUILTIN_DATA_KEYS);
                 let mut params = BTreeMap::new();
                 for (key, v) in map {
-                    let x = if key == "noise" {
+                    let x = if matches!(key, "noise" | "extent" | "omega" | "dt") {
                         self.non_negative_float(v, key)
                     } else {
                         self.integer(v, key, 0).map(|x| x as f64)
                     };
                     params.insert(key.to_string(), x?);
                 }
-                if !inputs.is_empty() && n_in != b.inputs {
+                let points = match params.get("points") {
+                    Some(&p) if b.per_point => (p as usize).max(1),
+                    _ => 1,
+                };
+                let (b_in, b_out) = (b.inputs * points, b.outputs * points);
+                if !inputs.is_empty() && n_in != b_in {
                     self.dim_vs_data(
                         inputs,
                         n_in,
                         name.span,
-                        format!("`{}` has {} inputs", b.name, b.inputs),
+                        format!("`{}` has {b_in} inputs", b.name),
                     );
                 }
                 let fits = if b.classes {
                     classes == Some(b.outputs)
                 } else {
-                    classes.is_none() && n_out == b.outputs
+                    classes.is_none() && n_out == b_out
                 };
                 // A dynamics model's outputs mirror its state: one mismatch, reported once.
                 let mirrored = matches!(task, Task::Discover { .. } | Task::Dynamics { .. });
@@ -1361,7 +1394,7 @@ impl Checker<'_> {
                             b.name, b.outputs
                         )
                     } else {
-                        format!("`{}` has {} outputs", b.name, b.outputs)
+                        format!("`{}` has {b_out} outputs", b.name)
                     };
                     self.dim_vs_data(outputs, n_out, name.span, have);
                 }

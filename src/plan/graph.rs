@@ -58,10 +58,13 @@ pub enum Task {
     Classification { classes: usize },
     /// Time derivative of a state (q, p) or (q, q̇) of `coordinates` coordinates each.
     Dynamics { coordinates: usize },
-    /// Symmetry discovery: no predictor, the `generators` learned generators
-    /// are the result, written out as the group `export` when one is named.
+    /// Symmetry discovery: no predictor, the `generators` learned
+    /// `dim`×`dim` generators are the result, written out as the group
+    /// `export` when one is named. An input of m·`dim` components is m points
+    /// moved by one transformation.
     Discover {
         generators: usize,
+        dim: usize,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         export: Option<String>,
     },
