@@ -23,7 +23,7 @@
 //! let splits = symc::data::load(&graph.data, ".".as_ref()).unwrap();
 //! let found = discover(graph, &splits, &mut |_| {}).unwrap();
 //! assert_eq!(found.analysis.nearest().unwrap().name, "SO(2)");
-//! assert!(found.truth.unwrap().cosine.unwrap() > 0.99);
+//! assert!(found.truth.as_ref().unwrap().cosine.unwrap() > 0.99);
 //! assert!(found.found_sym().contains("group Turn = lie"));
 //! ```
 

@@ -70,13 +70,14 @@ impl Group {
     /// use nalgebra::DMatrix;
     /// use symc::group::{equivariant_basis, Group, Rep};
     /// // A rotation generator with a trace of 1e-3: exactly, it keeps no
-    /// // bilinear form (its flow changes areas); within 5e-3 it keeps so(2)'s.
+    /// // bilinear form (its flow changes areas); within 5e-3 it keeps so(2)'s
+    /// // two, the dot product and the area form.
     /// let almost = DMatrix::from_row_slice(2, 2, &[1e-3, -1.0, 1.0, 0.0]);
     /// let exact = Group::from_generators("G", 2, vec![almost], vec![]);
     /// let loose = exact.clone().with_tolerance(Some(5e-3));
     /// assert_eq!(loose.tolerance(), Some(5e-3));
     /// assert!(equivariant_basis(&exact, &Rep::V.pow(2), &Rep::Scalar).unwrap().is_empty());
-    /// assert_eq!(equivariant_basis(&loose, &Rep::V.pow(2), &Rep::Scalar).unwrap().len(), 1);
+    /// assert_eq!(equivariant_basis(&loose, &Rep::V.pow(2), &Rep::Scalar).unwrap().len(), 2);
     /// ```
     pub fn with_tolerance(mut self, tolerance: Option<f64>) -> Group {
         self.tolerance = tolerance;
