@@ -28,6 +28,7 @@
 pub mod backend;
 pub mod cli;
 pub mod data;
+pub mod discover;
 pub mod group;
 pub mod lang;
 pub mod plan;

@@ -28,7 +28,7 @@ fn summary(g: &ModelGraph) -> String {
         Task::Regression => "regression".to_string(),
         Task::Classification { classes } => format!("classification into {classes} classes"),
         Task::Dynamics { coordinates } => format!("dynamics of {coordinates} coordinates"),
-        Task::Discover => "symmetry discovery".to_string(),
+        Task::Discover { .. } => "symmetry discovery".to_string(),
     };
     let dims = |ports: &[crate::plan::Port]| -> usize { ports.iter().map(|p| p.dim).sum() };
     let _ = writeln!(

@@ -7,6 +7,7 @@
 mod basis;
 mod build;
 mod check;
+mod discover;
 mod explain;
 mod train;
 
@@ -36,6 +37,7 @@ pub enum Command {
     Train(train::TrainArgs),
     Check(check::CheckArgs),
     Basis(basis::BasisArgs),
+    Discover(discover::DiscoverArgs),
 }
 
 /// Why a command failed.
@@ -99,6 +101,7 @@ pub fn execute(command: Command) -> Result<(), CliError> {
         Command::Train(args) => train::run(args),
         Command::Check(args) => check::run(args),
         Command::Basis(args) => basis::run(args),
+        Command::Discover(args) => discover::run(args),
     }
 }
 

@@ -129,7 +129,10 @@ pub(super) fn spec_dir(spec: &Path) -> &Path {
 }
 
 /// The graph named `wanted`, or the only one.
-fn pick_model(mut graphs: Vec<ModelGraph>, wanted: Option<&str>) -> Result<ModelGraph, CliError> {
+pub(super) fn pick_model(
+    mut graphs: Vec<ModelGraph>,
+    wanted: Option<&str>,
+) -> Result<ModelGraph, CliError> {
     let position = match wanted {
         Some(name) => graphs.iter().position(|g| g.model == name),
         None if graphs.len() == 1 => Some(0),
@@ -220,7 +223,7 @@ pub(super) fn dynamics_table(metrics: &dynamics::DynamicsReport) -> String {
 }
 
 /// Progress on stderr: a bar on a terminal, a line every twentieth of the run otherwise.
-enum Reporter {
+pub(super) enum Reporter {
     Bar {
         bar: ProgressBar,
         val_loss: Option<f64>,
@@ -233,7 +236,7 @@ enum Reporter {
 }
 
 impl Reporter {
-    fn new(total: usize) -> Reporter {
+    pub(super) fn new(total: usize) -> Reporter {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(total as u64);
             let style =
@@ -253,7 +256,7 @@ impl Reporter {
         }
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Reporter::Bar { bar, .. } = self {
             bar.finish();
         }

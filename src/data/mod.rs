@@ -18,6 +18,7 @@
 //! | `lorentz` | p₁…p₄ ∈ R⁴ | 1 | electron–muon scattering amplitude, p ~ N(0, I)/4 (see [`builtin`]) |
 //! | `nbody_spring` | n bodies' (x, p) | (ẋ, ṗ) | unit masses joined pairwise by unit springs, RK4 trajectories |
 //! | `digits` | 8×8 pixels | class | the 1797 handwritten digits of UCI's optdigits test set; parameters `val_fraction`, `test_fraction`, `seed` |
+//! | `rotation2_pairs`, `boost2_pairs`, `scaling2_pairs`, `rotation3_pairs`, `oscillator_pairs` | x | x′ | pairs x′ = exp(A)x for learning symmetries (see [`true_generators`]; parameters `noise`, `extent`, `omega`, `dt`) |
 //!
 //! Names not listed here are looked up among the physical systems of
 //! [`systems`].
@@ -25,10 +26,12 @@
 mod csv;
 mod generators;
 mod nbody;
+mod pairs;
 mod standardize;
 pub mod systems;
 
 pub use csv::{read_csv, SplitRule};
+pub use pairs::true_generators;
 pub use standardize::Standardizer;
 
 use crate::plan::DataConfig;
@@ -136,8 +139,9 @@ pub enum DataError {
 /// assert!(symc::data::builtin("no_such_data", &params).is_err());
 /// ```
 pub fn builtin(name: &str, params: &BTreeMap<String, f64>) -> Result<Splits, DataError> {
-    if let Some(generated) =
-        generators::generate(name, params).or_else(|| nbody::generate(name, params))
+    if let Some(generated) = generators::generate(name, params)
+        .or_else(|| nbody::generate(name, params))
+        .or_else(|| pairs::generate(name, params))
     {
         return generated;
     }
@@ -198,6 +202,15 @@ impl<'a> Params<'a> {
             Some(v) => Err(self.error(format!(
                 "parameter `{name}` must be a non-negative integer, found {v}"
             ))),
+        }
+    }
+
+    /// A positive real number.
+    fn positive(&self, name: &str, default: f64) -> Result<f64, DataError> {
+        match self.params.get(name) {
+            None => Ok(default),
+            Some(&v) if v > 0.0 && v.is_finite() => Ok(v),
+            Some(v) => Err(self.error(format!("parameter `{name}` must be positive, found {v}"))),
         }
     }
 

@@ -99,7 +99,7 @@ impl Standardizer {
                     &mut fitted.x_scale,
                 );
             }
-            Task::Dynamics { .. } | Task::Discover => {}
+            Task::Dynamics { .. } | Task::Discover { .. } => {}
         }
         Ok(fitted)
     }

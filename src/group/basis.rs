@@ -4,7 +4,7 @@ use super::canonical::{Layout, Term};
 use super::error::GroupError;
 use super::matrix_group::Group;
 use super::rep::Rep;
-use super::solve::{Strategy, STRUCTURED_LIMIT};
+use super::solve::{SingularGap, Strategy, STRUCTURED_LIMIT};
 use nalgebra::DMatrix;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -148,6 +148,7 @@ pub struct BasisSolver {
     group: Group,
     strategy: Strategy,
     cache: HashMap<(Term, Term), Arc<[DMatrix<f64>]>>,
+    gap: Option<SingularGap>,
 }
 
 impl BasisSolver {
@@ -157,12 +158,33 @@ impl BasisSolver {
             group: group.clone(),
             strategy: Strategy::for_group(group),
             cache: HashMap::new(),
+            gap: None,
         }
     }
 
     /// The group this solver solves for.
     pub fn group(&self) -> &Group {
         &self.group
+    }
+
+    /// The singular-value gap over every dense solve so far (`None` when
+    /// every pair was solved by orbits or Casimir blocks, which cut nothing).
+    ///
+    /// ```
+    /// use nalgebra::DMatrix;
+    /// use symc::group::{BasisSolver, Group, Rep};
+    /// // A shear: its trace form vanishes, so its problems are solved densely.
+    /// let shear = DMatrix::from_row_slice(2, 2, &[0.0, 1.0, 0.0, 0.0]);
+    /// let (g, _) = Group::custom("Shear", vec![shear], vec![]).unwrap();
+    /// let mut solver = BasisSolver::new(&g);
+    /// // The invariant bilinear forms: the area form, and x₁y₁ (the shear
+    /// // keeps the second coordinate).
+    /// assert_eq!(solver.blocks(&Rep::V.pow(2), &Rep::Scalar).unwrap().dimension(), 2);
+    /// let gap = solver.gap().unwrap();
+    /// assert!(gap.zero < 1e-12 && gap.kept > 1e-3);
+    /// ```
+    pub fn gap(&self) -> Option<SingularGap> {
+        self.gap
     }
 
     /// The block form of the equivariant maps from `rep_in` to `rep_out`.
@@ -203,7 +225,12 @@ impl BasisSolver {
         if let Some(hit) = self.cache.get(&key) {
             return Ok(Arc::clone(hit));
         }
-        let solved: Arc<[DMatrix<f64>]> = self.strategy.solve(&self.group, out, inp)?.into();
+        let (basis, gap) = self.strategy.solve(&self.group, out, inp)?;
+        self.gap = match (self.gap, gap) {
+            (Some(a), Some(b)) => Some(a.merge(b)),
+            (a, b) => a.or(b),
+        };
+        let solved: Arc<[DMatrix<f64>]> = basis.into();
         self.cache.insert(key, Arc::clone(&solved));
         Ok(solved)
     }
@@ -234,6 +261,8 @@ pub struct TimedSolve {
     pub seconds: f64,
     /// The solution.
     pub blocks: BlockBasis,
+    /// Where the dense solves cut the singular values, if any ran.
+    pub gap: Option<SingularGap>,
 }
 
 /// Solves the block basis from `rep_in` to `rep_out` with a fresh cache and times it.
@@ -247,11 +276,13 @@ pub struct TimedSolve {
 /// ```
 pub fn solve_timed(group: &Group, rep_in: &Rep, rep_out: &Rep) -> Result<TimedSolve, GroupError> {
     let start = Instant::now();
-    let blocks = BasisSolver::new(group).blocks(rep_in, rep_out)?;
+    let mut solver = BasisSolver::new(group);
+    let blocks = solver.blocks(rep_in, rep_out)?;
     Ok(TimedSolve {
         dimension: blocks.dimension(),
         seconds: start.elapsed().as_secs_f64(),
         blocks,
+        gap: solver.gap(),
     })
 }
 

@@ -68,6 +68,9 @@ pub struct LieClosure {
     pub constants: StructureConstants,
     /// One entry per pair i < j whose commutator leaves the span.
     pub warnings: Vec<ClosureWarning>,
+    /// The largest relative residual over all pairs (zero for fewer than two
+    /// generators): how far the span is from closing.
+    pub residual: f64,
 }
 
 impl LieClosure {
@@ -82,10 +85,12 @@ pub(crate) fn closure(lie: &[DMatrix<f64>]) -> LieClosure {
     let m = lie.len();
     let mut c = vec![0.0; m * m * m];
     let mut warnings = Vec::new();
+    let mut largest: f64 = 0.0;
     if m == 0 {
         return LieClosure {
             constants: StructureConstants { m, c },
             warnings,
+            residual: largest,
         };
     }
     let n2 = lie[0].len();
@@ -101,6 +106,7 @@ pub(crate) fn closure(lie: &[DMatrix<f64>]) -> LieClosure {
                 .expect("the SVD was computed with both singular-vector sets");
             let scale = (lie[i].norm() * lie[j].norm()).max(f64::MIN_POSITIVE);
             let residual = (&span * &coef - &b).norm() / scale;
+            largest = largest.max(residual);
             if residual > CLOSURE_TOL {
                 warnings.push(ClosureWarning { i, j, residual });
             }
@@ -113,6 +119,7 @@ pub(crate) fn closure(lie: &[DMatrix<f64>]) -> LieClosure {
     LieClosure {
         constants: StructureConstants { m, c },
         warnings,
+        residual: largest,
     }
 }
 

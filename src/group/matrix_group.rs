@@ -29,6 +29,7 @@ pub struct Group {
     n: usize,
     lie: Vec<DMatrix<f64>>,
     discrete: Vec<DMatrix<f64>>,
+    tolerance: Option<f64>,
 }
 
 impl Group {
@@ -55,7 +56,37 @@ impl Group {
             n,
             lie,
             discrete,
+            tolerance: None,
         }
+    }
+
+    /// The same group with a tolerance for generators that are only
+    /// approximately closed, e.g. learned ones: the basis solver counts
+    /// singular values of the equivariance constraints below `tolerance`
+    /// (relative to the largest) as zero. `None` restores the default
+    /// (about 3·10⁻⁵), which suits exact generators.
+    ///
+    /// ```
+    /// use nalgebra::DMatrix;
+    /// use symc::group::{equivariant_basis, Group, Rep};
+    /// // A rotation generator with a trace of 1e-3: exactly, it keeps no
+    /// // bilinear form (its flow changes areas); within 5e-3 it keeps so(2)'s
+    /// // two, the dot product and the area form.
+    /// let almost = DMatrix::from_row_slice(2, 2, &[1e-3, -1.0, 1.0, 0.0]);
+    /// let exact = Group::from_generators("G", 2, vec![almost], vec![]);
+    /// let loose = exact.clone().with_tolerance(Some(5e-3));
+    /// assert_eq!(loose.tolerance(), Some(5e-3));
+    /// assert!(equivariant_basis(&exact, &Rep::V.pow(2), &Rep::Scalar).unwrap().is_empty());
+    /// assert_eq!(equivariant_basis(&loose, &Rep::V.pow(2), &Rep::Scalar).unwrap().len(), 2);
+    /// ```
+    pub fn with_tolerance(mut self, tolerance: Option<f64>) -> Group {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// The basis solver's tolerance, when the group sets one.
+    pub fn tolerance(&self) -> Option<f64> {
+        self.tolerance
     }
 
     /// Builds a group from user-given generators, checking sizes, finiteness
@@ -154,7 +185,13 @@ impl Group {
         let discrete = (g.discrete.iter().map(|d| embed(d, 0, true)))
             .chain(h.discrete.iter().map(|d| embed(d, g.n, true)))
             .collect();
+        // The product is as approximate as the looser of its factors.
+        let tolerance = match (g.tolerance, h.tolerance) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         Group::from_generators(format!("{} x {}", g.name, h.name), n, lie, discrete)
+            .with_tolerance(tolerance)
     }
 
     /// The group's name, e.g. `SO(3)`.

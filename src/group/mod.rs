@@ -53,6 +53,7 @@
 //!
 //! Depends on nothing else in symc.
 
+mod analysis;
 mod basis;
 mod builtin;
 mod canonical;
@@ -62,6 +63,7 @@ mod matrix_group;
 mod rep;
 mod solve;
 
+pub use analysis::{cosine, normalize, principal_angles, Analysis, Candidate};
 pub use basis::{
     equivariant_basis, solve_timed, Basis, BasisSolver, Block, BlockBasis, TimedSolve,
 };
@@ -70,6 +72,7 @@ pub use closure::{ClosureWarning, LieClosure, StructureConstants};
 pub use error::{GeneratorKind, GroupError};
 pub use matrix_group::{matrix_from_rows, Group};
 pub use rep::Rep;
+pub use solve::SingularGap;
 
 #[cfg(test)]
 mod tests;

@@ -43,10 +43,12 @@ pub enum GroupExpr {
         name: Ident,
         params: Vec<Spanned<usize>>,
     },
-    /// `lie { A, … } discrete { B, … }`: matrices as written, checked later.
+    /// `lie(args) { A, … } discrete { B, … }`: matrices and arguments as
+    /// written, checked later.
     Custom {
         lie: Vec<Spanned<Value>>,
         discrete: Vec<Spanned<Value>>,
+        args: Vec<Arg>,
     },
     /// `G x H`.
     Product(Vec<Spanned<GroupExpr>>),

@@ -171,7 +171,9 @@ impl ModelBuilder {
             SymmetryKind::Rotation(n) => format!("rotation({n})"),
             SymmetryKind::Reflection => "reflection".into(),
             SymmetryKind::Group(g) => g,
-            SymmetryKind::Learn { generators } => format!("learn(generators = {generators})"),
+            SymmetryKind::Learn { generators, dim } => {
+                format!("learn(generators = {generators}, dim = {dim})")
+            }
         };
         match strategy {
             Some(s) => self.line(format!("symmetry {kind} => {s}")),

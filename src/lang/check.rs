@@ -181,76 +181,124 @@ struct BuiltinData {
     /// Output columns, or the class count for a classification set.
     outputs: usize,
     classes: bool,
+    /// Whether a sample holds `points` points (a pair set), so that the
+    /// columns above are per point.
+    per_point: bool,
 }
 
-const BUILTIN_DATA: [BuiltinData; 10] = [
+const BUILTIN_DATA: &[BuiltinData] = &[
     BuiltinData {
         name: "o5_synthetic",
         inputs: 10,
         outputs: 1,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "inertia",
         inputs: 20,
         outputs: 9,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "modified_inertia",
         inputs: 20,
         outputs: 9,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "lorentz",
         inputs: 16,
         outputs: 1,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "mass_spring",
         inputs: 2,
         outputs: 2,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "pendulum",
         inputs: 2,
         outputs: 2,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "two_body",
         inputs: 8,
         outputs: 8,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "three_body",
         inputs: 12,
         outputs: 12,
         classes: false,
+        per_point: false,
     },
     BuiltinData {
         name: "double_pendulum",
         inputs: 4,
         outputs: 4,
         classes: false,
+        per_point: false,
+    },
+    BuiltinData {
+        name: "rotation2_pairs",
+        inputs: 2,
+        outputs: 2,
+        classes: false,
+        per_point: true,
+    },
+    BuiltinData {
+        name: "boost2_pairs",
+        inputs: 2,
+        outputs: 2,
+        classes: false,
+        per_point: true,
+    },
+    BuiltinData {
+        name: "scaling2_pairs",
+        inputs: 2,
+        outputs: 2,
+        classes: false,
+        per_point: true,
+    },
+    BuiltinData {
+        name: "rotation3_pairs",
+        inputs: 3,
+        outputs: 3,
+        classes: false,
+        per_point: true,
+    },
+    BuiltinData {
+        name: "oscillator_pairs",
+        inputs: 2,
+        outputs: 2,
+        classes: false,
+        per_point: true,
     },
     BuiltinData {
         name: "digits",
         inputs: 64,
         outputs: 10,
         classes: true,
+        per_point: false,
     },
 ];
 
 /// Arguments of the built-in data sets: sample counts, seed and noise, and
 /// the real-valued settings of the physical systems (time span, energy scale,
-/// range of initial radii, orbit perturbation), which the data module checks
-/// per system.
-const BUILTIN_DATA_KEYS: [&str; 12] = [
+/// range of initial radii, orbit perturbation) and of the pair sets (extent,
+/// frequency, time step), which the data module checks per set.
+const BUILTIN_DATA_KEYS: &[&str] = &[
     "train",
     "val",
     "test",
@@ -263,10 +311,23 @@ const BUILTIN_DATA_KEYS: [&str; 12] = [
     "r_min",
     "r_max",
     "orbit_noise",
+    "extent",
+    "omega",
+    "dt",
 ];
 
 /// The keys of [`BUILTIN_DATA_KEYS`] whose values are real numbers.
-const REAL_DATA_KEYS: [&str; 6] = ["noise", "t_end", "scale", "r_min", "r_max", "orbit_noise"];
+const REAL_DATA_KEYS: &[&str] = &[
+    "noise",
+    "t_end",
+    "scale",
+    "r_min",
+    "r_max",
+    "orbit_noise",
+    "extent",
+    "omega",
+    "dt",
+];
 
 const SYMMETRY_WORDS: [&str; 6] = [
     "time",
@@ -574,7 +635,16 @@ impl Checker<'_> {
                         .fold(first.clone(), |acc, g| Group::product(&acc, g)),
                 )
             }
-            GroupExpr::Custom { lie, discrete } => {
+            GroupExpr::Custom {
+                lie,
+                discrete,
+                args,
+            } => {
+                let map = self.args(args, &["tolerance"]);
+                let tolerance = match map.get("tolerance") {
+                    Some(v) => Some(self.tolerance(v)?),
+                    None => None,
+                };
                 let lie_m: Vec<Option<DMatrix<f64>>> = lie.iter().map(|m| self.matrix(m)).collect();
                 let disc_m: Vec<Option<DMatrix<f64>>> =
                     discrete.iter().map(|m| self.matrix(m)).collect();
@@ -598,7 +668,11 @@ impl Checker<'_> {
                 }
                 match Group::custom(name, lie_m, disc_m) {
                     Ok((g, warnings)) => {
-                        for w in warnings {
+                        // Within the tolerance, an approximately closed algebra is closed.
+                        let loose = warnings
+                            .into_iter()
+                            .filter(|w| w.residual > tolerance.unwrap_or(0.0));
+                        for w in loose {
                             self.warnings.push(
                                 Diagnostic::warning("the Lie algebra does not close")
                                     .with_primary(expr.span, w.to_string())
@@ -607,7 +681,7 @@ impl Checker<'_> {
                                     ),
                             );
                         }
-                        Some(g)
+                        Some(g.with_tolerance(tolerance))
                     }
                     Err(error) => {
                         let span = match &error {
@@ -695,6 +769,21 @@ impl Checker<'_> {
                 self.err(type_error(key, "a number", v));
                 None
             }
+        }
+    }
+
+    /// A basis-solver tolerance: a relative singular value in (0, 1).
+    fn tolerance(&mut self, v: &Spanned<Value>) -> Option<f64> {
+        let x = self.float(v, "tolerance")?;
+        if x > 0.0 && x < 1.0 {
+            Some(x)
+        } else {
+            self.err(type_error(
+                "tolerance",
+                "a number between 0 and 1 (e.g. 5e-3)",
+                v,
+            ));
+            None
         }
     }
 
@@ -947,8 +1036,14 @@ impl Checker<'_> {
                     );
                 }
             }
-            let task = if learn.is_some() {
-                Task::Discover
+            let task = if let Some(SymmetryKind::Learn { generators, dim }) = learn.map(|s| &s.kind)
+            {
+                // The export name is filled in below, once it is checked.
+                Task::Discover {
+                    generators: *generators,
+                    dim: *dim,
+                    export: None,
+                }
             } else if let Some(k) = classes {
                 Task::Classification { classes: k }
             } else {
@@ -993,6 +1088,16 @@ impl Checker<'_> {
             }
         });
 
+        let task = match task {
+            Task::Discover {
+                generators, dim, ..
+            } => Task::Discover {
+                generators,
+                dim,
+                export: export.clone(),
+            },
+            other => other,
+        };
         let model = Model {
             name: decl.name.node.clone(),
             span: name_span,
@@ -1127,21 +1232,27 @@ impl Checker<'_> {
                     Some(v) => self.integer(v, "generators", 1)?,
                     None => 1,
                 };
-                if let Some(v) = map.get("dim") {
-                    let dim = self.integer(v, "dim", 1)?;
-                    if dim != n_in {
-                        self.err(CheckError::Dimension {
-                            span: v.span,
-                            message: format!(
-                                "`learn` acts on {dim} dimensions, but the input has {n_in}"
-                            ),
-                            other: None,
-                            help: Some(format!("write `dim = {n_in}` or leave `dim` out")),
-                        });
-                        return None;
+                let dim = match map.get("dim") {
+                    Some(v) => {
+                        let dim = self.integer(v, "dim", 1)?;
+                        if n_in % dim != 0 {
+                            self.err(CheckError::Dimension {
+                                span: v.span,
+                                message: format!(
+                                    "`learn` acts on {dim} dimensions, which do not divide the input's {n_in}"
+                                ),
+                                other: None,
+                                help: Some(format!(
+                                    "write `dim = {n_in}`, or a divisor of {n_in} when each sample holds several points"
+                                )),
+                            });
+                            return None;
+                        }
+                        dim
                     }
-                }
-                SymmetryKind::Learn { generators }
+                    None => n_in,
+                };
+                SymmetryKind::Learn { generators, dim }
             }
             group if self.failed.contains(group) => return None,
             group => {
@@ -1312,7 +1423,7 @@ impl Checker<'_> {
                     });
                     return None;
                 };
-                let map = self.args(args, &BUILTIN_DATA_KEYS);
+                let map = self.args(args, BUILTIN_DATA_KEYS);
                 let mut params = BTreeMap::new();
                 for (key, v) in map {
                     let x = if REAL_DATA_KEYS.contains(&key) {
@@ -1322,21 +1433,26 @@ impl Checker<'_> {
                     };
                     params.insert(key.to_string(), x?);
                 }
-                if !inputs.is_empty() && n_in != b.inputs {
+                let points = match params.get("points") {
+                    Some(&p) if b.per_point => (p as usize).max(1),
+                    _ => 1,
+                };
+                let (b_in, b_out) = (b.inputs * points, b.outputs * points);
+                if !inputs.is_empty() && n_in != b_in {
                     self.dim_vs_data(
                         inputs,
                         n_in,
                         name.span,
-                        format!("`{}` has {} inputs", b.name, b.inputs),
+                        format!("`{}` has {b_in} inputs", b.name),
                     );
                 }
                 let fits = if b.classes {
                     classes == Some(b.outputs)
                 } else {
-                    classes.is_none() && n_out == b.outputs
+                    classes.is_none() && n_out == b_out
                 };
                 // A dynamics model's outputs mirror its state: one mismatch, reported once.
-                let mirrored = matches!(task, Task::Discover | Task::Dynamics { .. });
+                let mirrored = matches!(task, Task::Discover { .. } | Task::Dynamics { .. });
                 if !outputs.is_empty() && !fits && !mirrored {
                     let have = if b.classes {
                         format!(
@@ -1344,7 +1460,7 @@ impl Checker<'_> {
                             b.name, b.outputs
                         )
                     } else {
-                        format!("`{}` has {} outputs", b.name, b.outputs)
+                        format!("`{}` has {b_out} outputs", b.name)
                     };
                     self.dim_vs_data(outputs, n_out, name.span, have);
                 }
@@ -1587,7 +1703,7 @@ impl Checker<'_> {
                 }
             }
         }
-        let is_learn = matches!(m.task, Task::Discover);
+        let is_learn = matches!(m.task, Task::Discover { .. });
         if is_learn && m.symmetries.len() > 1 {
             let other = m
                 .symmetries

@@ -605,18 +605,25 @@ impl Builder {
                 }
             }
             _ => {
-                let (mut lie, mut discrete) = (Vec::new(), Vec::new());
+                let (mut lie, mut discrete, mut args) = (Vec::new(), Vec::new(), Vec::new());
                 for block in inner.into_inner() {
-                    let target = if block.as_rule() == Rule::lie_block {
-                        &mut lie
-                    } else {
-                        &mut discrete
-                    };
-                    let matrices = nth(block, 1).into_inner();
-                    target.extend(matrices.map(|m| self.value_list(m)));
+                    let is_lie = block.as_rule() == Rule::lie_block;
+                    for part in block.into_inner().skip(1) {
+                        match part.as_rule() {
+                            Rule::args => args = self.args(Some(part)),
+                            _ if is_lie => {
+                                lie.extend(part.into_inner().map(|m| self.value_list(m)))
+                            }
+                            _ => discrete.extend(part.into_inner().map(|m| self.value_list(m))),
+                        }
+                    }
                 }
                 Spanned {
-                    node: GroupExpr::Custom { lie, discrete },
+                    node: GroupExpr::Custom {
+                        lie,
+                        discrete,
+                        args,
+                    },
                     span,
                 }
             }

@@ -99,8 +99,10 @@ pub enum SymmetryKind {
     Reflection,
     /// A declared group acting through the ports' representations.
     Group(String),
-    /// Learn `generators` Lie-algebra generators from the data.
-    Learn { generators: usize },
+    /// Learn `generators` Lie-algebra generators of `dim`×`dim` matrices from
+    /// the data; a sample of more than `dim` components holds several points,
+    /// all moved by the same transformation.
+    Learn { generators: usize, dim: usize },
 }
 
 impl SymmetryKind {

@@ -60,8 +60,16 @@ pub enum Task {
     Classification { classes: usize },
     /// Time derivative of a state (q, p) or (q, q̇) of `coordinates` coordinates each.
     Dynamics { coordinates: usize },
-    /// Symmetry discovery: no predictor, the generators are the result.
-    Discover,
+    /// Symmetry discovery: no predictor, the `generators` learned
+    /// `dim`×`dim` generators are the result, written out as the group
+    /// `export` when one is named. An input of m·`dim` components is m points
+    /// moved by one transformation.
+    Discover {
+        generators: usize,
+        dim: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        export: Option<String>,
+    },
 }
 
 /// A named input or output of the model.
@@ -95,6 +103,10 @@ pub struct GroupDef {
     /// Discrete generators, each n×n invertible, row-major rows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub discrete: Vec<Vec<Vec<f64>>>,
+    /// The basis solver's relative singular-value tolerance, for generators
+    /// that are only approximately closed (`lie(tolerance = …)` in the spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
 }
 
 /// The plan for one symmetry clause.

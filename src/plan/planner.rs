@@ -692,5 +692,6 @@ fn group_def(name: &str, g: &Group) -> GroupDef {
         n: g.n(),
         lie: g.lie().iter().map(rows).collect(),
         discrete: g.discrete().iter().map(rows).collect(),
+        tolerance: g.tolerance(),
     }
 }

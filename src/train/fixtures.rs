@@ -44,6 +44,7 @@ pub(crate) fn tiny_graph() -> ModelGraph {
                 vec![0.0, 1.0, 0.0],
                 vec![0.0, 0.0, 1.0],
             ]],
+            tolerance: None,
         }],
         symmetries: vec![SymmetryPlan {
             symmetry: "O3".into(),

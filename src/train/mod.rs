@@ -19,7 +19,7 @@ mod checkpoint;
 pub mod dynamics;
 mod equivariance;
 mod metrics;
-mod plot;
+pub(crate) mod plot;
 mod run;
 mod schedule;
 

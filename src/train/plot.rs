@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// DejaVu Sans (Bitstream Vera licence, see `assets/fonts/LICENSE-DejaVu.txt`):
 /// bundled so that plots render the same on machines without system fonts.
-const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+pub(crate) const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 fn plot_error(e: impl std::fmt::Display) -> TrainError {
     TrainError::Invalid(format!("cannot draw a plot: {e}"))

@@ -76,7 +76,8 @@ pub(crate) fn group_from_def(def: &GroupDef) -> Result<Group, BackendError> {
         def.n,
         matrices(&def.lie)?,
         matrices(&def.discrete)?,
-    ))
+    )
+    .with_tolerance(def.tolerance))
 }
 
 /// One compiled node.
@@ -562,6 +563,7 @@ pub(crate) mod testing {
             n: g.n(),
             lie: g.lie().iter().map(rows).collect(),
             discrete: g.discrete().iter().map(rows).collect(),
+            tolerance: g.tolerance(),
         }
     }
 

@@ -446,6 +446,7 @@ mod tests {
             n: 2,
             lie: vec![vec![vec![0.0, -1.0], vec![1.0, 0.0]]],
             discrete: vec![],
+            tolerance: None,
         };
         // q and p each a vector of the plane, turned together.
         let over_rot = |mut graph: ModelGraph| {

@@ -42,6 +42,7 @@ fn so2() -> GroupDef {
         n: 2,
         lie: vec![vec![vec![0.0, -1.0], vec![1.0, 0.0]]],
         discrete: vec![],
+        tolerance: None,
     }
 }
 
@@ -52,6 +53,7 @@ fn shear() -> GroupDef {
         n: 2,
         lie: vec![vec![vec![0.0, 0.0], vec![1.0, 0.0]]],
         discrete: vec![],
+        tolerance: None,
     }
 }
 

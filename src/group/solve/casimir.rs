@@ -24,7 +24,7 @@
 use super::super::canonical::{Atom, Term};
 use super::super::closure::closure;
 use super::eigen::symmetric_eigen;
-use super::nullspace;
+use super::{nullspace, DEFAULT_TOLERANCE};
 use nalgebra::{DMatrix, DVector};
 use std::ops::Range;
 
@@ -166,7 +166,12 @@ impl Casimir {
                     .copy_from_slice(residual.as_slice());
             }
         }
-        let null = nullspace(std::iter::once(k), unknowns.len(), self.scale);
+        let (null, _) = nullspace(
+            std::iter::once(k),
+            unknowns.len(),
+            self.scale,
+            DEFAULT_TOLERANCE,
+        );
         null.column_iter()
             .map(|z| {
                 let mut y = DMatrix::zeros(mp, mq);

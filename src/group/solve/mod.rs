@@ -24,8 +24,31 @@ pub(crate) const DENSE_LIMIT: usize = 4096;
 /// The most unknowns any solve accepts: every basis map is stored densely.
 pub(crate) const STRUCTURED_LIMIT: usize = 1 << 24;
 
-/// Eigenvalues of a normal matrix below this fraction of the largest count as zero.
-const NULL_TOL: f64 = 1e-9;
+/// Singular values of the constraints below this fraction of the largest
+/// count as zero, unless the group sets its own tolerance: the eigenvalues of
+/// the normal matrix, their squares, are cut at 1e-9.
+pub(crate) const DEFAULT_TOLERANCE: f64 = 3.162_277_660_168_379_5e-5;
+
+/// Where a nullspace was cut: the largest relative singular value counted as
+/// zero and the smallest one kept. A wide gap between them means the
+/// tolerance is not what decides the answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SingularGap {
+    /// The largest singular value counted as zero, relative to the largest one (0 if none).
+    pub zero: f64,
+    /// The smallest singular value kept, relative to the largest one (1 if none).
+    pub kept: f64,
+}
+
+impl SingularGap {
+    /// The gap of two solves taken together: the worse side of each.
+    pub fn merge(self, other: SingularGap) -> SingularGap {
+        SingularGap {
+            zero: self.zero.max(other.zero),
+            kept: self.kept.min(other.kept),
+        }
+    }
+}
 
 /// How a group's problems are solved, chosen once per group.
 pub(crate) enum Strategy {
@@ -52,13 +75,14 @@ impl Strategy {
     }
 
     /// An orthonormal basis (in the Frobenius inner product) of the
-    /// equivariant maps from `inp` to `out`, each `out.size × inp.size`.
+    /// equivariant maps from `inp` to `out`, each `out.size × inp.size`, and
+    /// the singular-value gap of the dense solve when one decided it.
     pub(crate) fn solve(
         &self,
         group: &Group,
         out: &Term,
         inp: &Term,
-    ) -> Result<Vec<DMatrix<f64>>, GroupError> {
+    ) -> Result<(Vec<DMatrix<f64>>, Option<SingularGap>), GroupError> {
         let n = group.n();
         let unknowns = out.size(n).saturating_mul(inp.size(n));
         if unknowns > STRUCTURED_LIMIT {
@@ -68,16 +92,19 @@ impl Strategy {
             });
         }
         match self {
-            Strategy::Orbits(perms) => Ok(orbit::solve(perms, n, out, inp)),
-            Strategy::Dense => dense(group, out, inp, true),
+            Strategy::Orbits(perms) => Ok((orbit::solve(perms, n, out, inp), None)),
+            Strategy::Dense => dense(group, out, inp, true).map(|(b, gap)| (b, Some(gap))),
             Strategy::LieThenDiscrete(casimir) => {
-                let lie_basis = match casimir {
-                    Some(c) => c.solve(out, inp),
-                    None => dense(group, out, inp, false)?,
+                let (lie_basis, gap) = match casimir {
+                    Some(c) => (c.solve(out, inp), None),
+                    None => {
+                        let (basis, gap) = dense(group, out, inp, false)?;
+                        (basis, Some(gap))
+                    }
                 };
                 match reduce_discrete(group, out, inp, lie_basis)? {
-                    Some(basis) => Ok(basis),
-                    None => dense(group, out, inp, true),
+                    Some(basis) => Ok((basis, gap)),
+                    None => dense(group, out, inp, true).map(|(b, gap)| (b, Some(gap))),
                 }
             }
         }
@@ -122,7 +149,7 @@ fn reduce_discrete(
         }
         constraints.push(g - DMatrix::identity(r, r));
     }
-    let fixed = &stacked * nullspace(constraints.into_iter(), r, 1.0);
+    let fixed = &stacked * nullspace(constraints.into_iter(), r, 1.0, DEFAULT_TOLERANCE).0;
     Ok(Some(
         fixed
             .column_iter()
@@ -163,13 +190,13 @@ impl Conjugation {
 }
 
 /// Stacks the constraints (the Lie ones, and the discrete ones when asked)
-/// into one normal matrix and takes its nullspace.
+/// into one normal matrix and takes its nullspace, at the group's tolerance.
 fn dense(
     group: &Group,
     out: &Term,
     inp: &Term,
     with_discrete: bool,
-) -> Result<Vec<DMatrix<f64>>, GroupError> {
+) -> Result<(Vec<DMatrix<f64>>, SingularGap), GroupError> {
     let n = group.n();
     let (d_out, d_in) = (out.size(n), inp.size(n));
     let unknowns = d_out.saturating_mul(d_in);
@@ -195,36 +222,44 @@ fn dense(
         .map(|a| a.norm_squared())
         .chain(with_discrete.then_some(1.0))
         .fold(0.0, f64::max);
-    let null = nullspace(lie.chain(discrete), unknowns, scale);
-    Ok(null
+    let tolerance = group.tolerance().unwrap_or(DEFAULT_TOLERANCE);
+    let (null, gap) = nullspace(lie.chain(discrete), unknowns, scale, tolerance);
+    let basis = null
         .column_iter()
         .map(|c| DMatrix::from_column_slice(d_out, d_in, c.as_slice()))
-        .collect())
+        .collect();
+    Ok((basis, gap))
 }
 
-/// The common nullspace of the constraint matrices, as orthonormal columns.
+/// The common nullspace of the constraint matrices, as orthonormal columns,
+/// and where it was cut.
 ///
 /// Works on M = Σ KᵀK, whose nullspace is the common one and whose size does
-/// not grow with the number of constraints. Eigenvalues count as zero below a
-/// fraction of the largest one or of `scale`, the size of ‖K‖² for a typical
-/// constraint, whichever is larger (a constraint that vanishes up to rounding
-/// has no large eigenvalue to compare with).
+/// not grow with the number of constraints. Singular values (square roots of
+/// M's eigenvalues) count as zero below `tolerance` times the largest one or
+/// times √`scale`, the size of ‖K‖ for a typical constraint, whichever is
+/// larger (a constraint that vanishes up to rounding has no large eigenvalue
+/// to compare with).
 pub(crate) fn nullspace(
     constraints: impl Iterator<Item = DMatrix<f64>>,
     unknowns: usize,
     scale: f64,
-) -> DMatrix<f64> {
+    tolerance: f64,
+) -> (DMatrix<f64>, SingularGap) {
     let mut normal = DMatrix::zeros(unknowns, unknowns);
     for k in constraints {
         normal += k.transpose() * &k;
     }
     let (values, vectors) = symmetric_eigen(normal);
     let largest = values.amax().max(scale);
-    let zero = values
-        .iter()
-        .take_while(|&&v| v <= NULL_TOL * largest)
-        .count();
-    vectors.columns(0, zero).into_owned()
+    let cut = tolerance * tolerance * largest;
+    let zero = values.iter().take_while(|&&v| v <= cut).count();
+    let relative = |v: f64| (v.max(0.0) / largest.max(f64::MIN_POSITIVE)).sqrt();
+    let gap = SingularGap {
+        zero: zero.checked_sub(1).map_or(0.0, |i| relative(values[i])),
+        kept: values.get(zero).map_or(1.0, |&v| relative(v)),
+    };
+    (vectors.columns(0, zero).into_owned(), gap)
 }
 
 /// The term with every atom dualised: ρ_{T*}(g) = ρ_T(g)⁻ᵀ.
