@@ -16,14 +16,6 @@ const CLASSES: usize = 10;
 
 /// A classifier: `conv` pooled to `pooled` values, parameters `params`, then a `Linear`.
 fn graph(conv: Op, pooled: usize, params: usize) -> ModelGraph {
-    let node = |id, op, inputs: Vec<usize>, out_dim, params| Node {
-        id,
-        op,
-        inputs,
-        out_dim,
-        params,
-        constraint: None,
-    };
     let head = pooled * CLASSES + CLASSES;
     let linear = Op::Linear {
         inp: pooled,
@@ -46,9 +38,9 @@ fn graph(conv: Op, pooled: usize, params: usize) -> ModelGraph {
         groups: vec![],
         symmetries: vec![],
         nodes: vec![
-            node(0, Op::Input, vec![], SIDE * SIDE, 0),
-            node(1, conv, vec![0], pooled, params),
-            node(2, linear, vec![1], CLASSES, head),
+            Node::new(0, Op::Input, vec![], SIDE * SIDE, 0),
+            Node::new(1, conv, vec![0], pooled, params),
+            Node::new(2, linear, vec![1], CLASSES, head),
         ],
         output: 2,
         losses: vec![LossTerm {

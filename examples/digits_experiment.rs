@@ -14,14 +14,6 @@ const CLASSES: usize = 10;
 
 /// A network: its convolution op and the width it pools to, read out by one `Linear`.
 fn graph(name: &str, conv: Op, pooled: usize, conv_params: usize, steps: usize) -> ModelGraph {
-    let node = |id, op, inputs: Vec<usize>, out_dim, params| Node {
-        id,
-        op,
-        inputs,
-        out_dim,
-        params,
-        constraint: None,
-    };
     let head = pooled * CLASSES + CLASSES;
     ModelGraph {
         model: name.into(),
@@ -39,9 +31,9 @@ fn graph(name: &str, conv: Op, pooled: usize, conv_params: usize, steps: usize) 
         groups: vec![],
         symmetries: vec![],
         nodes: vec![
-            node(0, Op::Input, vec![], SIDE * SIDE, 0),
-            node(1, conv, vec![0], pooled, conv_params),
-            node(
+            Node::new(0, Op::Input, vec![], SIDE * SIDE, 0),
+            Node::new(1, conv, vec![0], pooled, conv_params),
+            Node::new(
                 2,
                 Op::Linear {
                     inp: pooled,

@@ -17,17 +17,6 @@ fn mlp_params(widths: &[usize]) -> usize {
     widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
 }
 
-fn node(id: usize, op: Op, inputs: Vec<usize>, out_dim: usize, params: usize) -> Node {
-    Node {
-        id,
-        op,
-        inputs,
-        out_dim,
-        params,
-        constraint: None,
-    }
-}
-
 /// A dynamics graph for `bodies` bodies around `layers` (the last is the output).
 fn graph(name: &str, bodies: usize, layers: Vec<Node>, steps: usize) -> ModelGraph {
     let width = bodies * DIMS;
@@ -36,7 +25,7 @@ fn graph(name: &str, bodies: usize, layers: Vec<Node>, steps: usize) -> ModelGra
         dim: width,
         rep: None,
     };
-    let mut nodes = vec![node(0, Op::Input, vec![], 2 * width, 0)];
+    let mut nodes = vec![Node::new(0, Op::Input, vec![], 2 * width, 0)];
     nodes.extend(layers);
     ModelGraph {
         model: name.into(),
@@ -83,7 +72,7 @@ fn graph_network(bodies: usize, steps: usize) -> ModelGraph {
     graph(
         &name,
         bodies,
-        vec![node(1, op, vec![0], bodies * features, params)],
+        vec![Node::new(1, op, vec![0], bodies * features, params)],
         steps,
     )
 }
@@ -99,12 +88,18 @@ fn plain_mlp(bodies: usize, steps: usize) -> ModelGraph {
             out: w[1],
             bias: true,
         };
-        layers.push(node(id, linear, vec![id - 1], w[1], w[0] * w[1] + w[1]));
+        layers.push(Node::new(
+            id,
+            linear,
+            vec![id - 1],
+            w[1],
+            w[0] * w[1] + w[1],
+        ));
         if l + 2 < widths.len() {
             let act = Op::Activation {
                 kind: Activation::Swish,
             };
-            layers.push(node(id + 1, act, vec![id], w[1], 0));
+            layers.push(Node::new(id + 1, act, vec![id], w[1], 0));
         }
     }
     graph("MLP on the flat state", bodies, layers, steps)

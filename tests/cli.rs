@@ -107,6 +107,33 @@ fn a_missing_file_exits_1() {
 }
 
 #[test]
+fn explain_states_the_regulariser_its_samples_and_weights() {
+    let run = symc(&["explain", "specs/o5_loss.sym"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for line in [
+        "symmetry O5 => loss(weight = 1, samples = 4, penalty = sampled)",
+        "loss: mse × 1 + sampled equivariance over `O5` (4 samples) × 1",
+    ] {
+        assert!(run.stdout.contains(line), "{line}\n{}", run.stdout);
+    }
+    let run = symc(&["explain", "specs/boost_loss.sym"]);
+    assert!(
+        run.stdout
+            .contains("Lie derivative along every generator of `Boost2` × 0.1"),
+        "{}",
+        run.stdout
+    );
+    let run = symc(&["explain", "specs/o5_soft.sym"]);
+    for line in [
+        "symmetry O5 => soft(weight = 1)",
+        "sum (residual pathway)",
+        "residual-pathway prior towards `O5` (L2 on the unconstrained path; 0.00001 × L2 on the `O5`-equivariant path) × 1",
+    ] {
+        assert!(run.stdout.contains(line), "{line}\n{}", run.stdout);
+    }
+}
+
+#[test]
 fn explain_names_strategy_reason_layers_and_parameters() {
     let run = symc(&["explain", "specs/mass_spring_hnn.sym"]);
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -167,7 +167,7 @@ proptest! {
         // models is the group engine's work and is left to the snapshot test.
         match symc::check(&text, name, base) {
             Ok(spec) => {
-                let emlp = spec.models.iter().any(|m| m.symmetries.iter().any(|s| s.strategy == Strategy::Architecture));
+                let emlp = spec.models.iter().any(|m| m.symmetries.iter().any(|s| matches!(s.strategy, Strategy::Architecture | Strategy::Soft { .. })));
                 if !emlp {
                     prop_assert!(symc::compile(&text, name, base).is_ok());
                 }
@@ -254,6 +254,7 @@ fn builder_and_text_give_equal_graphs() {
                 Some(Strategy::Loss {
                     weight: 0.1,
                     samples: 8,
+                    penalty: None,
                 }),
             )
             .net(Net::Mlp {

@@ -162,6 +162,40 @@ fn train_writes_a_run_folder_that_check_certifies() {
 }
 
 #[test]
+fn every_loss_strategy_trains_and_checks() {
+    let scratch = Scratch::new("loss-strategies");
+    let strategies = [
+        ("loss(weight = 0.5, samples = 2)", None),
+        ("loss(penalty = lie)", None),
+        ("loss(penalty = orbit)", None),
+        ("augment(samples = 2)", None),
+        ("soft(weight = 1)", Some("emlp(channels = 8, layers = 1)")),
+    ];
+    for (i, (strategy, net)) in strategies.into_iter().enumerate() {
+        let mut spec = TINY.replace("=> none", &format!("=> {strategy}"));
+        if let Some(net) = net {
+            spec = spec.replace("mlp(hidden = [16], act = tanh)", net);
+        }
+        let file = format!("s{i}.sym");
+        scratch.write(&file, &spec);
+        let run = format!("run{i}");
+        let trained = symc(&["train", &file, "--out", &run], &scratch.0);
+        assert_eq!(trained.code, 0, "{strategy}: {}", trained.stderr);
+        let checked = symc(
+            &["check", &file, "--run", &run, "--samples", "4"],
+            &scratch.0,
+        );
+        assert_eq!(checked.code, 0, "{strategy}: {}", checked.stderr);
+        let word = strategy.split('(').next().unwrap_or_default();
+        assert!(
+            checked.stdout.contains(&format!("O3        {word}")),
+            "{strategy}: {}",
+            checked.stdout
+        );
+    }
+}
+
+#[test]
 fn the_same_seed_gives_the_same_history_and_weights() {
     let scratch = Scratch::new("determinism");
     scratch.write("tiny.sym", TINY);

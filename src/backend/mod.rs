@@ -25,7 +25,6 @@
 //! use symc::backend::{Batch, Model};
 //! use symc::plan::*;
 //! # use std::collections::BTreeMap;
-//! let node = |id, op, inputs: Vec<usize>, out_dim, params| Node { id, op, inputs, out_dim, params, constraint: None };
 //! let graph = ModelGraph {
 //!     model: "line".into(),
 //!     task: Task::Regression,
@@ -34,8 +33,8 @@
 //!     groups: vec![],
 //!     symmetries: vec![],
 //!     nodes: vec![
-//!         node(0, Op::Input, vec![], 1, 0),
-//!         node(1, Op::Linear { inp: 1, out: 1, bias: true }, vec![0], 1, 2),
+//!         Node::new(0, Op::Input, vec![], 1, 0),
+//!         Node::new(1, Op::Linear { inp: 1, out: 1, bias: true }, vec![0], 1, 2),
 //!     ],
 //!     output: 1,
 //!     losses: vec![LossTerm { kind: LossKind::Mse, weight: 1.0 }],
@@ -63,6 +62,7 @@ mod layers;
 mod loss;
 mod params;
 pub mod physics;
+mod regularizers;
 
 pub(crate) use adam::AdamW;
 pub use error::BackendError;
@@ -73,12 +73,14 @@ use kernels::tape::{host, Mat};
 use layers::Network;
 use loss::{Loss, Scalar};
 use physics::CompiledHead;
+use regularizers::Regularizer;
 
 /// A compiled model: its parameters on a dfdx CPU device, its AdamW state and
 /// its layers.
 pub struct Model {
     net: Net,
     losses: Vec<Loss>,
+    regularizers: Vec<Regularizer>,
     adam: AdamW,
 }
 
@@ -125,10 +127,12 @@ impl Model {
             return Ok(Model {
                 net: Net::Head(head),
                 losses: Vec::new(),
+                regularizers: Vec::new(),
                 adam,
             });
         }
-        let losses = Loss::compile(&graph.losses)?;
+        let losses = Loss::compile(&graph.losses);
+        let regularizers = Regularizer::compile(graph, seed)?;
         let net = Network::new(graph, Cpu::seed_from_u64(seed), seed)?;
         if let Task::Classification { classes } = graph.task {
             if classes != net.out_dim() {
@@ -151,6 +155,7 @@ impl Model {
         Ok(Model {
             net: Net::Layers(net),
             losses,
+            regularizers,
             adam,
         })
     }
@@ -184,7 +189,8 @@ impl Model {
             Net::Head(head) => return head.train_step(batch, lr, &mut self.adam),
         };
         let x = Self::input(net, batch.x, batch.rows)?.leaky_trace();
-        let (total, breakdown) = Self::objective(&self.losses, net.run(x)?, batch.y)?;
+        let terms = (&self.losses[..], &self.regularizers[..]);
+        let (total, breakdown) = Self::objective(terms, net, net.run(x)?, batch)?;
         if !breakdown.total.is_finite() {
             return Err(BackendError::NonFinite {
                 what: "loss".into(),
@@ -218,7 +224,8 @@ impl Model {
         match &self.net {
             Net::Layers(net) => {
                 let pred = net.run(Self::input(net, batch.x, batch.rows)?)?;
-                Ok(Self::objective(&self.losses, pred, batch.y)?.1)
+                let terms = (&self.losses[..], &self.regularizers[..]);
+                Ok(Self::objective(terms, net, pred, batch)?.1)
             }
             Net::Head(head) => head.evaluate(batch),
         }
@@ -297,12 +304,14 @@ impl Model {
             .map_err(BackendError::device)
     }
 
-    /// The weighted sum of the loss terms on `pred`, as a tensor (carrying
-    /// `pred`'s tape) and as numbers.
+    /// The weighted sum of the loss terms on `pred` (the output for
+    /// `batch.x`) and of the regularisers, as a tensor (carrying `pred`'s tape
+    /// merged with the regularisers') and as numbers.
     fn objective<T: Tape<f32, Cpu> + Merge<T>>(
-        losses: &[Loss],
+        (losses, regularizers): (&[Loss], &[Regularizer]),
+        net: &Network<Cpu>,
         pred: Mat<Cpu, T>,
-        y: &[f32],
+        batch: &Batch<'_>,
     ) -> Result<(Scalar<Cpu, T>, LossBreakdown), BackendError> {
         let Some((last, rest)) = losses.split_last() else {
             return Err(BackendError::InvalidGraph(
@@ -316,13 +325,18 @@ impl Model {
             .iter()
             .map(|l| (l, pred.retaped::<T>()))
             .collect::<Vec<_>>();
-        for (loss, pred) in reads.into_iter().chain([(last, pred)]) {
-            let term = loss.apply(pred, y)?;
-            terms.push((loss.name().to_string(), term.array() as f64));
-            total = Some(match total {
+        let mut add = |name: &str, term: Scalar<Cpu, T>| {
+            terms.push((name.to_string(), term.array() as f64));
+            total = Some(match total.take() {
                 Some(t) => t + term,
                 None => term,
             });
+        };
+        for (loss, pred) in reads.into_iter().chain([(last, pred)]) {
+            add(loss.name(), loss.apply(pred, batch.y)?);
+        }
+        for r in regularizers {
+            add(r.name(), r.apply(net, batch.x, batch.rows)?);
         }
         let total_value = terms.iter().map(|(_, v)| v).sum();
         let total =

@@ -4,17 +4,6 @@ use super::*;
 use crate::plan::{Activation, DataConfig, LossKind, LossTerm, Node, Op, Port, TrainConfig};
 use std::collections::BTreeMap;
 
-fn node(id: usize, op: Op, inputs: Vec<usize>, out_dim: usize, params: usize) -> Node {
-    Node {
-        id,
-        op,
-        inputs,
-        out_dim,
-        params,
-        constraint: None,
-    }
-}
-
 /// A graph with the given nodes, input width and loss, everything else minimal.
 fn graph(
     in_dim: usize,
@@ -72,11 +61,11 @@ fn mlp(
     task: Task,
     loss: LossKind,
 ) -> ModelGraph {
-    let mut nodes = vec![node(0, Op::Input, vec![], in_dim, 0)];
+    let mut nodes = vec![Node::new(0, Op::Input, vec![], in_dim, 0)];
     let mut width = in_dim;
     for &h in hidden.iter().chain([&out]) {
         let id = nodes.len();
-        nodes.push(node(
+        nodes.push(Node::new(
             id,
             Op::Linear {
                 inp: width,
@@ -88,7 +77,13 @@ fn mlp(
             width * h + h,
         ));
         if nodes.len() < 2 * hidden.len() + 1 {
-            nodes.push(node(id + 1, Op::Activation { kind: act }, vec![id], h, 0));
+            nodes.push(Node::new(
+                id + 1,
+                Op::Activation { kind: act },
+                vec![id],
+                h,
+                0,
+            ));
         }
         width = h;
     }
@@ -275,8 +270,8 @@ fn weight_decay_shrinks_weights_without_gradient() {
 fn branches_and_concatenation_get_gradients() {
     // y = Linear([tanh(L1 x), x]): x is read twice, once through a concatenation.
     let nodes = vec![
-        node(0, Op::Input, vec![], 3, 0),
-        node(
+        Node::new(0, Op::Input, vec![], 3, 0),
+        Node::new(
             1,
             Op::Linear {
                 inp: 3,
@@ -287,7 +282,7 @@ fn branches_and_concatenation_get_gradients() {
             4,
             12,
         ),
-        node(
+        Node::new(
             2,
             Op::Activation {
                 kind: Activation::Tanh,
@@ -296,7 +291,7 @@ fn branches_and_concatenation_get_gradients() {
             4,
             0,
         ),
-        node(
+        Node::new(
             3,
             Op::Linear {
                 inp: 7,
@@ -481,7 +476,7 @@ fn emlp_graph() -> ModelGraph {
             basis,
             bias,
         };
-        node(id, op, vec![id - 1], rep_out.size(3), basis + bias)
+        Node::new(id, op, vec![id - 1], rep_out.size(3), basis + bias)
     };
     let gate = Op::Gated {
         group: group.name().into(),
@@ -489,9 +484,9 @@ fn emlp_graph() -> ModelGraph {
         gates: 4,
     };
     let nodes = vec![
-        node(0, Op::Input, vec![], 12, 0),
+        Node::new(0, Op::Input, vec![], 12, 0),
         linear(1, &emlp_input(), &gated),
-        node(2, gate, vec![1], hidden.size(3), 0),
+        Node::new(2, gate, vec![1], hidden.size(3), 0),
         linear(3, &hidden, &Rep::Scalar),
     ];
     let mut g = graph(12, nodes, Task::Regression, LossKind::Mse, 0.0);

@@ -42,12 +42,7 @@ fn summary(g: &ModelGraph) -> String {
         let _ = writeln!(s, "  no symmetry: a plain network");
     }
     for sym in &g.symmetries {
-        let _ = writeln!(
-            s,
-            "  symmetry {} => {}",
-            sym.symmetry,
-            strategy_name(&sym.strategy)
-        );
+        let _ = writeln!(s, "  symmetry {} => {}", sym.symmetry, sym.strategy);
         let _ = writeln!(s, "    why: {}", sym.reason);
     }
     let _ = writeln!(s, "  layers:");
@@ -93,19 +88,6 @@ fn summary(g: &ModelGraph) -> String {
     s
 }
 
-fn strategy_name(s: &crate::plan::Strategy) -> String {
-    // The YAML tag is the language's own word for it.
-    serde_yaml::to_string(s)
-        .ok()
-        .and_then(|y| {
-            y.trim_start_matches('!')
-                .split([' ', '\n', ':'])
-                .next()
-                .map(str::to_string)
-        })
-        .unwrap_or_default()
-}
-
 fn loss_name(k: &LossKind) -> String {
     match k {
         LossKind::Mse => "mse".into(),
@@ -113,10 +95,17 @@ fn loss_name(k: &LossKind) -> String {
         LossKind::SampledEquivariance { group, samples } => {
             format!("sampled equivariance over `{group}` ({samples} samples)")
         }
-        LossKind::LieDerivative { group } => format!("Lie derivative of `{group}`"),
-        LossKind::WeightOrbit { group } => format!("weight orbit of `{group}`"),
-        LossKind::SoftPrior { group } => format!("soft prior towards `{group}`"),
-        LossKind::PoissonBracket { group } => format!("Poisson bracket with `{group}`"),
+        LossKind::LieDerivative { group } => {
+            format!("Lie derivative along every generator of `{group}`")
+        }
+        LossKind::WeightOrbit { group } => {
+            format!("weight orbit of the first layer under `{group}`'s generators")
+        }
+        LossKind::SoftPrior { group, equivariant } => format!(
+            "residual-pathway prior towards `{group}` (L2 on the unconstrained path; \
+             {equivariant} × L2 on the `{group}`-equivariant path)"
+        ),
+        LossKind::PoissonBracket { group } => format!("Poisson bracket of H with `{group}`"),
     }
 }
 
@@ -153,5 +142,6 @@ fn op_text(op: &Op) -> String {
         Op::Conv {
             channels, kernel, ..
         } => format!("convolutions {channels:?}, {kernel}×{kernel}"),
+        Op::Sum => "sum (residual pathway)".into(),
     }
 }

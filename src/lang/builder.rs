@@ -38,7 +38,7 @@ pub enum PortType {
 ///         .data(DataConfig::Builtin { name: "o5_synthetic".into(), params: Default::default() })
 ///         .input("x", PortType::Over(Rep::V.times(2), "O5".into()))
 ///         .output("y", PortType::Over(Rep::Scalar, "O5".into()))
-///         .symmetry(SymmetryKind::Group("O5".into()), Some(Strategy::Loss { weight: 0.1, samples: 4 })),
+///         .symmetry(SymmetryKind::Group("O5".into()), Some(Strategy::Loss { weight: 0.1, samples: 4, penalty: None })),
 /// );
 /// assert!(spec.source().contains("symmetry O5 => loss(weight = 0.1, samples = 4)"));
 /// let compiled = spec.compile(".".as_ref()).unwrap();
@@ -174,7 +174,7 @@ impl ModelBuilder {
             SymmetryKind::Learn { generators } => format!("learn(generators = {generators})"),
         };
         match strategy {
-            Some(s) => self.line(format!("symmetry {kind} => {}", strategy_text(&s))),
+            Some(s) => self.line(format!("symmetry {kind} => {s}")),
             None => self.line(format!("symmetry {kind}")),
         }
     }
@@ -217,25 +217,6 @@ fn port_type(ty: &PortType) -> String {
         PortType::Table(r, c) => format!("R^[{r}, {c}]"),
         PortType::Classes(k) => format!("classes({k})"),
         PortType::Over(rep, group) => format!("{rep} over {group}"),
-    }
-}
-
-fn strategy_text(s: &Strategy) -> String {
-    match s {
-        Strategy::Architecture => "architecture".into(),
-        Strategy::Hamiltonian => "hamiltonian".into(),
-        Strategy::Lagrangian => "lagrangian".into(),
-        Strategy::Graph => "graph".into(),
-        Strategy::GroupConv => "group_conv".into(),
-        Strategy::Loss { weight, samples } => {
-            format!("loss(weight = {weight}, samples = {samples})")
-        }
-        Strategy::Soft { weight } => format!("soft(weight = {weight})"),
-        Strategy::Augment { samples } => format!("augment(samples = {samples})"),
-        Strategy::Operator => "operator".into(),
-        Strategy::Latent => "latent".into(),
-        Strategy::Invariance => "invariance".into(),
-        Strategy::None => "none".into(),
     }
 }
 

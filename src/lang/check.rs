@@ -9,7 +9,7 @@ use super::diagnostic::{suggest, Diagnostic, Diagnostics, FileId, SourceMap, Spa
 use super::parser::{parse_file, ParseError};
 use super::spec::*;
 use crate::group::{Group, GroupError};
-use crate::plan::{Activation, DataConfig, Strategy, Task, TrainConfig};
+use crate::plan::{Activation, DataConfig, Penalty, Strategy, Task, TrainConfig};
 use nalgebra::DMatrix;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -183,7 +183,7 @@ struct BuiltinData {
     classes: bool,
 }
 
-const BUILTIN_DATA: [BuiltinData; 9] = [
+const BUILTIN_DATA: [BuiltinData; 10] = [
     BuiltinData {
         name: "o5_synthetic",
         inputs: 10,
@@ -192,6 +192,12 @@ const BUILTIN_DATA: [BuiltinData; 9] = [
     },
     BuiltinData {
         name: "inertia",
+        inputs: 20,
+        outputs: 9,
+        classes: false,
+    },
+    BuiltinData {
+        name: "modified_inertia",
         inputs: 20,
         outputs: 9,
         classes: false,
@@ -1195,7 +1201,7 @@ impl Checker<'_> {
             return None;
         }
         let keys: &[&str] = match name {
-            "loss" => &["weight", "samples"],
+            "loss" => &["weight", "samples", "penalty"],
             "soft" => &["weight"],
             "augment" => &["samples"],
             _ => &[],
@@ -1225,13 +1231,21 @@ impl Checker<'_> {
                 }
             }
         };
+        let penalty = match map.get("penalty") {
+            Some(v) => Some(self.penalty(v, kind)?),
+            None => None,
+        };
         Some(match name {
             "architecture" => Strategy::Architecture,
             "hamiltonian" => Strategy::Hamiltonian,
             "lagrangian" => Strategy::Lagrangian,
             "graph" => Strategy::Graph,
             "group_conv" => Strategy::GroupConv,
-            "loss" => Strategy::Loss { weight, samples },
+            "loss" => Strategy::Loss {
+                weight,
+                samples,
+                penalty,
+            },
             "soft" => Strategy::Soft { weight },
             "augment" => Strategy::Augment { samples },
             "operator" => Strategy::Operator,
@@ -1239,6 +1253,37 @@ impl Checker<'_> {
             "invariance" => Strategy::Invariance,
             _ => Strategy::None,
         })
+    }
+
+    /// The `penalty` of `=> loss(...)`, refused where the group cannot honour it.
+    fn penalty(&mut self, v: &Spanned<Value>, kind: &SymmetryKind) -> Option<Penalty> {
+        let penalty = match self.word(v, "penalty", &["sampled", "lie", "orbit"])? {
+            "sampled" => Penalty::Sampled,
+            "lie" => Penalty::Lie,
+            _ => Penalty::Orbit,
+        };
+        let SymmetryKind::Group(name) = kind else {
+            return Some(penalty);
+        };
+        let group = &self.declared(name)?.group;
+        let problem = match penalty {
+            Penalty::Sampled if !group.is_compact() => Some((
+                format!("`{name}` does not act orthogonally, so its elements cannot be sampled"),
+                "use `penalty = lie`: the Lie derivative needs only the generators",
+            )),
+            Penalty::Lie if group.lie().is_empty() => Some((
+                format!("`{name}` has no Lie generators to differentiate along"),
+                "use `penalty = sampled` for a discrete group",
+            )),
+            _ => None,
+        };
+        match problem {
+            Some((message, help)) => {
+                self.invalid(v.span, message, Some(help.into()));
+                None
+            }
+            None => Some(penalty),
+        }
     }
 
     fn data(
@@ -1499,6 +1544,7 @@ impl Checker<'_> {
             Strategy::Graph => Some("a graph network"),
             Strategy::GroupConv => Some("a group convolution"),
             Strategy::Architecture => Some("an equivariant MLP"),
+            Strategy::Soft { .. } => Some("a residual-pathway equivariant MLP"),
             Strategy::Operator | Strategy::Latent | Strategy::Invariance => {
                 Some("symmetry discovery")
             }
@@ -1513,8 +1559,8 @@ impl Checker<'_> {
                 None => base = Some(s),
                 Some(b) => {
                     let same_family = family(&b.strategy) == Some(f);
-                    let same =
-                        b.strategy == s.strategy && !matches!(s.strategy, Strategy::Architecture);
+                    let same = b.strategy == s.strategy
+                        && !matches!(s.strategy, Strategy::Architecture | Strategy::Soft { .. });
                     if !(same_family && same)
                         && !matches!(
                             (&b.strategy, &s.strategy),
@@ -1567,7 +1613,7 @@ impl Checker<'_> {
             Some(Strategy::Hamiltonian | Strategy::Lagrangian) | None => "mlp",
             Some(Strategy::Graph) => "graph",
             Some(Strategy::GroupConv) => "gcnn",
-            Some(Strategy::Architecture) => "emlp",
+            Some(Strategy::Architecture | Strategy::Soft { .. }) => "emlp",
             Some(_) => "",
         };
         if let (Some(net), Some(span)) = (&m.net, net_span) {

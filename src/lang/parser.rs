@@ -232,12 +232,14 @@ fn recover(text: &str, file: FileId) -> Vec<ParseError> {
             continue;
         }
         // Parse a model's header and body statements separately.
-        let Some(open) = piece.find('{') else {
+        let braces = code_positions(piece, '{');
+        let Some(&open) = braces.first() else {
             errors.push(translate(&e, text, file, start));
             continue;
         };
-        let body_end = piece
-            .rfind('}')
+        let body_end = code_positions(piece, '}')
+            .last()
+            .copied()
             .filter(|&c| c > open)
             .unwrap_or(piece.len());
         let header = format!("{}}}", &piece[..=open]);
@@ -273,7 +275,33 @@ fn recover(text: &str, file: FileId) -> Vec<ParseError> {
             errors.push(translate(&e, text, file, 0));
         }
     }
-    errors
+    // Pieces overlap at their edges (a header and an unclosed body both end at
+    // the end of the file), so one mistake can surface twice.
+    let mut unique = Vec::with_capacity(errors.len());
+    for e in errors {
+        if !unique.contains(&e) {
+            unique.push(e);
+        }
+    }
+    unique
+}
+
+/// Byte offsets of the occurrences of `c` in `text` outside comments and strings.
+fn code_positions(text: &str, c: char) -> Vec<usize> {
+    let mut in_comment = false;
+    let mut in_string = false;
+    let mut positions = Vec::new();
+    for (i, ch) in text.char_indices() {
+        match ch {
+            '\n' => (in_comment, in_string) = (false, false),
+            _ if in_comment => {}
+            '"' => in_string = !in_string,
+            '#' if !in_string => in_comment = true,
+            _ if ch == c && !in_string => positions.push(i),
+            _ => {}
+        }
+    }
+    positions
 }
 
 /// True when `text` holds only whitespace and comments.
@@ -347,11 +375,14 @@ fn translate(e: &pest::error::Error<Rule>, full: &str, file: FileId, offset: usi
             );
         }
     }
-    let (found, len) = found_at(full, offset + pos);
+    // A piece may be parsed with a closing brace appended (a model header), so
+    // pest can fail one byte past the piece's end; the file ends there too.
+    let start = (offset + pos).min(full.len());
+    let (found, len) = found_at(full, start);
     let span = Span {
         file,
-        start: offset + pos,
-        end: offset + pos + len,
+        start,
+        end: start + len,
     };
     ParseError::Syntax {
         span,
@@ -809,4 +840,30 @@ fn nth_of<'i>(it: &mut impl Iterator<Item = Pair<'i, Rule>>, n: usize) -> Pair<'
 
 fn next<'i>(it: &mut impl Iterator<Item = Pair<'i, Rule>>) -> Pair<'i, Rule> {
     nth_of(it, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file cut off after a header whose brace is commented out: found by
+    /// fuzzing, once reported twice with a span past the end of the text.
+    #[test]
+    fn a_commented_brace_at_the_end_gives_one_located_error() {
+        let text = "model m # {";
+        let errors = recover(text, FileId::default());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let ParseError::Syntax { span, found, .. } = &errors[0] else {
+            panic!("{errors:?}");
+        };
+        assert_eq!((span.start, span.end), (text.len(), text.len()));
+        assert_eq!(found, "end of file");
+    }
+
+    #[test]
+    fn braces_in_comments_and_strings_are_not_code() {
+        let text = "a { # }\n\"}\" } # {";
+        assert_eq!(code_positions(text, '{'), vec![2]);
+        assert_eq!(code_positions(text, '}'), vec![12]);
+    }
 }

@@ -8,6 +8,8 @@
 //! Invariants (a validation pass checks them before a backend runs):
 //! - `nodes[i].id == i`, and a node refers only to earlier nodes (`inputs[k] < id`),
 //!   so evaluating nodes in order is a valid schedule;
+//! - a node with several inputs reads their concatenation, except a `Sum` node,
+//!   whose inputs all have its `out_dim` and are added;
 //! - `output` names an existing node whose `out_dim` equals the sum of the output ports' dims;
 //! - every group named by a node or a symmetry is defined in `groups`;
 //! - `parameters` equals the sum of the nodes' `params`.
@@ -118,13 +120,88 @@ pub enum Strategy {
     Lagrangian,
     Graph,
     GroupConv,
-    Loss { weight: f64, samples: usize },
-    Soft { weight: f64 },
-    Augment { samples: usize },
+    Loss {
+        weight: f64,
+        samples: usize,
+        /// The penalty the spec asked for; `None` lets the planner choose
+        /// (sampled elements for groups acting orthogonally, the Lie derivative otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        penalty: Option<Penalty>,
+    },
+    Soft {
+        weight: f64,
+    },
+    Augment {
+        samples: usize,
+    },
     Operator,
     Latent,
     Invariance,
     None,
+}
+
+/// The spec language's own text.
+///
+/// ```
+/// use symc::plan::{Penalty, Strategy};
+/// let s = Strategy::Loss { weight: 0.1, samples: 8, penalty: Some(Penalty::Lie) };
+/// assert_eq!(s.to_string(), "loss(weight = 0.1, samples = 8, penalty = lie)");
+/// assert_eq!(Strategy::Soft { weight: 1.0 }.to_string(), "soft(weight = 1)");
+/// ```
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Strategy::Loss {
+                weight,
+                samples,
+                penalty,
+            } => {
+                write!(f, "loss(weight = {weight}, samples = {samples}")?;
+                if let Some(p) = penalty {
+                    write!(f, ", penalty = {}", p.keyword())?;
+                }
+                f.write_str(")")
+            }
+            Strategy::Soft { weight } => write!(f, "soft(weight = {weight})"),
+            Strategy::Augment { samples } => write!(f, "augment(samples = {samples})"),
+            Strategy::Architecture => f.write_str("architecture"),
+            Strategy::Hamiltonian => f.write_str("hamiltonian"),
+            Strategy::Lagrangian => f.write_str("lagrangian"),
+            Strategy::Graph => f.write_str("graph"),
+            Strategy::GroupConv => f.write_str("group_conv"),
+            Strategy::Operator => f.write_str("operator"),
+            Strategy::Latent => f.write_str("latent"),
+            Strategy::Invariance => f.write_str("invariance"),
+            Strategy::None => f.write_str("none"),
+        }
+    }
+}
+
+/// Which regulariser `=> loss(penalty = …)` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Penalty {
+    /// The equivariance error at sampled group elements.
+    Sampled,
+    /// The equivariance error along each Lie generator, to first order.
+    Lie,
+    /// The distance between the first layer's weight rows and their images under the group.
+    Orbit,
+}
+
+impl Penalty {
+    /// The word the spec language writes for this penalty.
+    ///
+    /// ```
+    /// assert_eq!(symc::plan::Penalty::Orbit.keyword(), "orbit");
+    /// ```
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Penalty::Sampled => "sampled",
+            Penalty::Lie => "lie",
+            Penalty::Orbit => "orbit",
+        }
+    }
 }
 
 /// One layer of the graph.
@@ -132,7 +209,8 @@ pub enum Strategy {
 pub struct Node {
     pub id: usize,
     pub op: Op,
-    /// Earlier nodes whose outputs this node reads (concatenated when several).
+    /// Earlier nodes whose outputs this node reads (concatenated when several,
+    /// added for `Sum`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<usize>,
     /// Width of this node's output.
@@ -142,6 +220,20 @@ pub struct Node {
     /// The symmetry constraint this node carries by construction, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub constraint: Option<String>,
+}
+
+impl Node {
+    /// A node that carries no symmetry constraint by construction.
+    pub fn new(id: usize, op: Op, inputs: Vec<usize>, out_dim: usize, params: usize) -> Node {
+        Node {
+            id,
+            op,
+            inputs,
+            out_dim,
+            params,
+            constraint: None,
+        }
+    }
 }
 
 /// Pointwise nonlinearities.
@@ -235,6 +327,9 @@ pub enum Op {
         width: usize,
         invariant: bool,
     },
+    /// The elementwise sum of its inputs, which all have `out_dim` columns
+    /// (the residual pathway of a soft-equivariant layer).
+    Sum,
     /// Plain convolution network on images.
     Conv {
         channels: Vec<usize>,
@@ -263,10 +358,12 @@ pub enum LossKind {
     SampledEquivariance { group: String, samples: usize },
     /// ‖dρ_out(A)f(x) − J_f(x)dρ_in(A)x‖² for each Lie generator A.
     LieDerivative { group: String },
-    /// Weight-orbit regulariser on the first layer.
+    /// Chamfer distance between the rows {w} of the first `Linear` layer and
+    /// their images {w ρ_in(g)} under the group's generators.
     WeightOrbit { group: String },
-    /// Extra weight decay on the unconstrained path of a soft-equivariant model.
-    SoftPrior { group: String },
+    /// Residual-pathway prior: `weight`·‖θ‖² over the unconstrained `Linear`
+    /// nodes plus `equivariant`·‖θ‖² over the `EquivariantLinear` nodes.
+    SoftPrior { group: String, equivariant: f64 },
     /// mean((∇H(x)·A x)²) for each Lie generator A of a group acting on phase
     /// space: the Poisson bracket of a Hamiltonian head's H with the group's
     /// momenta, pushed to zero so that H is invariant and the momenta conserved.

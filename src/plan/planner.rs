@@ -6,19 +6,23 @@
 //!
 //! | strategy | nodes |
 //! | --- | --- |
-//! | none, `loss`, `soft`, `augment`, no symmetry | MLP: `Linear` + `Activation` per hidden layer, then `Linear` |
+//! | none, `loss`, `augment`, no symmetry | MLP: `Linear` + `Activation` per hidden layer, then `Linear` |
 //! | `architecture` on a group | EMLP: per layer `EquivariantLinear` to hidden rep + gates, `Bilinear`, `Gated`; then `EquivariantLinear` to the output rep |
+//! | `soft` on a group | the EMLP above with every `EquivariantLinear` paired with an unconstrained `Linear` of the same shape, the two summed by a `Sum` node (residual pathway priors) |
 //! | `hamiltonian` / `lagrangian` on `time` | one `Hamiltonian` / `Lagrangian` node |
 //! | `graph` on `translation` / `permutation` | one `GraphNetwork` node |
 //! | `group_conv` on `rotation(4)` (+ `reflection`) | `GroupConv` (p4 / p4m) with invariant pooling, then `Linear` |
 //! | `learn(...)` | the input alone: the generators are the result |
 //!
-//! Regularisers: `loss` adds `SampledEquivariance` for groups that act
+//! Regularisers: `loss` adds the penalty the spec names (`penalty = sampled`,
+//! `lie` or `orbit`); without one, `SampledEquivariance` for groups that act
 //! orthogonally (sampling their elements is well defined) and `LieDerivative`
 //! for the others (random elements of a non-compact group are unbounded, its
-//! generators are not); `soft` adds `SoftPrior`. Beside `time => hamiltonian`,
-//! `loss` on a group acting on the state adds `PoissonBracket` instead: the
-//! head's output is a field, and the symmetry asked for is H's invariance.
+//! generators are not). `soft` adds `SoftPrior`: the spec's weight on the
+//! unconstrained path, [`SOFT_EQUIVARIANT_RATIO`] times it on the equivariant one.
+//! Beside `time => hamiltonian`, `loss` on a group acting on the state adds
+//! `PoissonBracket` instead: the head's output is a field, and the symmetry
+//! asked for is H's invariance.
 
 use super::emlp::{gate_count, uniform_rep, BilinearPlan, BILINEAR_CHANNELS};
 use super::validate::{validate, ValidationError};
@@ -32,6 +36,9 @@ use std::collections::HashMap;
 const ARCHITECTURE_TOLERANCE: f64 = 1e-4;
 /// Non-orthogonal groups amplify rounding by the condition number of ρ(g).
 const NON_COMPACT_TOLERANCE: f64 = 1e-3;
+/// The L2 prior on a soft model's equivariant path relative to the one on its
+/// unconstrained path: Finzi et al.'s defaults (10² and 10⁻³) differ by 10⁵.
+const SOFT_EQUIVARIANT_RATIO: f64 = 1e-5;
 
 /// What can go wrong while planning a checked spec.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -102,11 +109,11 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
     let base = model
         .symmetries
         .iter()
-        .find(|s| is_architectural(&s.strategy));
+        .find(|s| shapes_network(&s.strategy));
     let kind = base.map(|s| (&s.kind, &s.strategy));
     let net = model.net.clone().or_else(|| {
         Net::defaults(match kind.map(|k| k.1) {
-            Some(Strategy::Architecture) => "emlp",
+            Some(Strategy::Architecture | Strategy::Soft { .. }) => "emlp",
             Some(Strategy::Graph) => "graph",
             Some(Strategy::GroupConv) => "gcnn",
             _ => "mlp",
@@ -114,14 +121,19 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
     });
     let output = match (kind, net) {
         (Some((SymmetryKind::Learn { .. }, _)), _) => input,
-        (Some((SymmetryKind::Group(g), _)), Some(Net::Emlp { channels, layers })) => {
+        (Some((SymmetryKind::Group(g), strategy)), Some(Net::Emlp { channels, layers })) => {
             let (Some(named), Some(s)) = (spec.group(g), base) else {
                 return Err(PlanError::UnknownGroup {
                     span: model.span,
                     group: g.clone(),
                 });
             };
-            emlp(&mut b, solvers, named, model, (channels, layers), s.span)?
+            let shape = EmlpShape {
+                channels,
+                layers,
+                residual: matches!(strategy, Strategy::Soft { .. }),
+            };
+            emlp(&mut b, solvers, named, model, shape, s.span)?
         }
         (Some((SymmetryKind::Time, strategy)), Some(Net::Mlp { hidden, act })) => {
             let coordinates = n_in / 2;
@@ -175,24 +187,34 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
             _ => true,
         };
         if let SymmetryKind::Group(g) = &s.kind {
+            let group = g.clone();
             match s.strategy {
                 Strategy::Loss { weight, .. } if hamiltonian => losses.push(LossTerm {
-                    kind: LossKind::PoissonBracket { group: g.clone() },
+                    kind: LossKind::PoissonBracket { group },
                     weight,
                 }),
-                Strategy::Loss { weight, samples } => losses.push(LossTerm {
-                    kind: if compact {
-                        LossKind::SampledEquivariance {
-                            group: g.clone(),
-                            samples,
-                        }
+                Strategy::Loss {
+                    weight,
+                    samples,
+                    penalty,
+                } => {
+                    let default = if compact {
+                        Penalty::Sampled
                     } else {
-                        LossKind::LieDerivative { group: g.clone() }
-                    },
-                    weight,
-                }),
+                        Penalty::Lie
+                    };
+                    let kind = match penalty.unwrap_or(default) {
+                        Penalty::Sampled => LossKind::SampledEquivariance { group, samples },
+                        Penalty::Lie => LossKind::LieDerivative { group },
+                        Penalty::Orbit => LossKind::WeightOrbit { group },
+                    };
+                    losses.push(LossTerm { kind, weight });
+                }
                 Strategy::Soft { weight } => losses.push(LossTerm {
-                    kind: LossKind::SoftPrior { group: g.clone() },
+                    kind: LossKind::SoftPrior {
+                        group,
+                        equivariant: weight * SOFT_EQUIVARIANT_RATIO,
+                    },
                     weight,
                 }),
                 _ => {}
@@ -234,6 +256,11 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
     Ok(graph)
 }
 
+/// Whether the strategy decides the network's layers (soft ones too, which are not exact).
+fn shapes_network(s: &Strategy) -> bool {
+    is_architectural(s) || matches!(s, Strategy::Soft { .. })
+}
+
 fn is_architectural(s: &Strategy) -> bool {
     matches!(
         s,
@@ -272,13 +299,24 @@ fn reason(s: &Symmetry, compact: bool, hamiltonian: bool) -> String {
         (_, Strategy::GroupConv) => {
             "p4 group convolutions with invariant pooling are exactly invariant to quarter turns".into()
         }
+        (_, Strategy::Loss { penalty: Some(Penalty::Sampled), .. }) => {
+            "an MLP penalised by the equivariance error at sampled group elements".into()
+        }
+        (_, Strategy::Loss { penalty: Some(Penalty::Lie), .. }) => {
+            "an MLP penalised by its Lie derivative along each generator".into()
+        }
+        (_, Strategy::Loss { penalty: Some(Penalty::Orbit), .. }) => {
+            "an MLP whose first-layer weights are pulled towards closing under the group's generators".into()
+        }
         (_, Strategy::Loss { .. }) if compact => {
             "an MLP penalised by the equivariance error at sampled group elements".into()
         }
         (_, Strategy::Loss { .. }) => {
             "an MLP penalised by its Lie derivative: elements of a non-compact group cannot be sampled uniformly".into()
         }
-        (_, Strategy::Soft { .. }) => "an MLP pulled towards equivariance by a soft prior".into(),
+        (_, Strategy::Soft { .. }) => {
+            "an EMLP whose every linear layer has an unconstrained residual path under a strong L2 prior: equivariant where the data allows".into()
+        }
         (_, Strategy::Augment { .. }) => {
             "an MLP trained on transformed copies of each sample; equivariance is learned, not guaranteed".into()
         }
@@ -319,6 +357,13 @@ impl GraphBuilder {
             params,
             constraint: constraint.map(String::from),
         });
+        id
+    }
+
+    /// A `Sum` node over `inputs`, each `out_dim` wide.
+    fn sum(&mut self, inputs: Vec<usize>, out_dim: usize) -> usize {
+        let id = self.push(Op::Sum, None, out_dim, 0, None);
+        self.nodes[id].inputs = inputs;
         id
     }
 }
@@ -384,12 +429,23 @@ fn ports_rep(ports: &[Port]) -> Rep {
     }
 }
 
+/// The size of an EMLP, and whether each linear layer gets a residual path.
+struct EmlpShape {
+    channels: usize,
+    layers: usize,
+    residual: bool,
+}
+
 fn emlp(
     b: &mut GraphBuilder,
     solvers: &mut Solvers,
     named: &NamedGroup,
     model: &Model,
-    (channels, layers): (usize, usize),
+    EmlpShape {
+        channels,
+        layers,
+        residual,
+    }: EmlpShape,
     span: Span,
 ) -> Result<usize, PlanError> {
     let (name, group) = (named.name.as_str(), &named.group);
@@ -428,17 +484,32 @@ fn emlp(
             .dimension();
         Ok((basis, bias))
     };
-    let mut prev = (0, ports_rep(&model.inputs));
-    for _ in 0..layers {
-        let (basis, bias) = solve(&prev.1, &gated)?;
+    // An equivariant linear map, summed with a dense one of the same shape when residual.
+    let mut linear = |b: &mut GraphBuilder, (input, rep_in): (usize, &Rep), rep_out: &Rep| {
+        let (basis, bias) = solve(rep_in, rep_out)?;
+        let (inp, out) = (rep_in.size(n), rep_out.size(n));
         let op = Op::EquivariantLinear {
             group: name.into(),
-            rep_in: prev.1.clone(),
-            rep_out: gated.clone(),
+            rep_in: rep_in.clone(),
+            rep_out: rep_out.clone(),
             basis,
             bias,
         };
-        let lin = b.push(op, Some(prev.0), gated.size(n), basis + bias, Some(name));
+        let equivariant = b.push(op, Some(input), out, basis + bias, Some(name));
+        if !residual {
+            return Ok(equivariant);
+        }
+        let op = Op::Linear {
+            inp,
+            out,
+            bias: true,
+        };
+        let dense = b.push(op, Some(input), out, inp * out + out, None);
+        Ok(b.sum(vec![equivariant, dense], out))
+    };
+    let mut prev = (0, ports_rep(&model.inputs));
+    for _ in 0..layers {
+        let lin = linear(b, (prev.0, &prev.1), &gated)?;
         let op = Op::Bilinear {
             group: name.into(),
             rep: gated.clone(),
@@ -455,16 +526,7 @@ fn emlp(
             hidden.clone(),
         );
     }
-    let rep_out = ports_rep(&model.outputs);
-    let (basis, bias) = solve(&prev.1, &rep_out)?;
-    let op = Op::EquivariantLinear {
-        group: name.into(),
-        rep_in: prev.1,
-        rep_out: rep_out.clone(),
-        basis,
-        bias,
-    };
-    Ok(b.push(op, Some(prev.0), rep_out.size(n), basis + bias, Some(name)))
+    linear(b, (prev.0, &prev.1), &ports_rep(&model.outputs))
 }
 
 /// A message-passing block over bodies.

@@ -71,7 +71,7 @@ pub fn validate(g: &ModelGraph) -> Result<Shapes, ValidationError> {
             LossKind::SampledEquivariance { group, .. }
             | LossKind::LieDerivative { group }
             | LossKind::WeightOrbit { group }
-            | LossKind::SoftPrior { group }
+            | LossKind::SoftPrior { group, .. }
             | LossKind::PoissonBracket { group } => {
                 group_n(group)?;
             }
@@ -163,6 +163,21 @@ pub fn validate(g: &ModelGraph) -> Result<Shapes, ValidationError> {
                 expect_in(height * w)?;
                 (None, None)
             }
+            Op::Sum => {
+                let uneven = node
+                    .inputs
+                    .iter()
+                    .map(|&i| g.nodes[i].out_dim)
+                    .find(|&w| w != node.out_dim);
+                if let Some(found) = uneven {
+                    return Err(ValidationError::InputWidth {
+                        node: id,
+                        expected: node.out_dim,
+                        found,
+                    });
+                }
+                (None, Some(0))
+            }
         };
         if let Some(expected) = out.filter(|&e| e != node.out_dim) {
             return Err(ValidationError::OutputWidth {
@@ -209,14 +224,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn tiny() -> ModelGraph {
-        let node = |id, op, inputs: Vec<usize>, out_dim, params| Node {
-            id,
-            op,
-            inputs,
-            out_dim,
-            params,
-            constraint: None,
-        };
         ModelGraph {
             model: "m".into(),
             task: Task::Regression,
@@ -233,8 +240,8 @@ mod tests {
             groups: vec![],
             symmetries: vec![],
             nodes: vec![
-                node(0, Op::Input, vec![], 3, 0),
-                node(
+                Node::new(0, Op::Input, vec![], 3, 0),
+                Node::new(
                     1,
                     Op::Linear {
                         inp: 3,

@@ -104,7 +104,7 @@ fn outputs(
     Ok(DMatrix::from_row_slice(rows, width, &y).map(|v| v as f64))
 }
 
-fn rebuild(def: &GroupDef) -> Result<Group, TrainError> {
+pub(super) fn rebuild(def: &GroupDef) -> Result<Group, TrainError> {
     let matrices = |list: &[Vec<Vec<f64>>]| -> Result<Vec<DMatrix<f64>>, TrainError> {
         list.iter()
             .map(|rows| {
@@ -122,7 +122,7 @@ fn rebuild(def: &GroupDef) -> Result<Group, TrainError> {
 }
 
 /// The block-diagonal action of `g` on the concatenation of `ports`.
-fn block_action(
+pub(super) fn block_action(
     ports: &[Port],
     group: &GroupDef,
     g: &DMatrix<f64>,

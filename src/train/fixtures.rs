@@ -9,14 +9,6 @@ use std::collections::BTreeMap;
 /// An MLP 6 → 8 → 1 on two vectors of O(3), predicting the invariant |a|² − a·b,
 /// with the O(3) symmetry declared but not enforced (`=> none`).
 pub(crate) fn tiny_graph() -> ModelGraph {
-    let node = |id, op, inputs: Vec<usize>, out_dim, params| Node {
-        id,
-        op,
-        inputs,
-        out_dim,
-        params,
-        constraint: None,
-    };
     let over_o3 = |rep| {
         Some(PortRep {
             group: "O3".into(),
@@ -60,8 +52,8 @@ pub(crate) fn tiny_graph() -> ModelGraph {
             tolerance: None,
         }],
         nodes: vec![
-            node(0, Op::Input, vec![], 6, 0),
-            node(
+            Node::new(0, Op::Input, vec![], 6, 0),
+            Node::new(
                 1,
                 Op::Linear {
                     inp: 6,
@@ -72,7 +64,7 @@ pub(crate) fn tiny_graph() -> ModelGraph {
                 8,
                 56,
             ),
-            node(
+            Node::new(
                 2,
                 Op::Activation {
                     kind: Activation::Tanh,
@@ -81,7 +73,7 @@ pub(crate) fn tiny_graph() -> ModelGraph {
                 8,
                 0,
             ),
-            node(
+            Node::new(
                 3,
                 Op::Linear {
                     inp: 8,

@@ -6,7 +6,10 @@
 //! the training set), and the parameters of the best validation loss kept as the
 //! result. Inputs and targets are standardised first by
 //! [`Standardizer`](crate::data::Standardizer), a map that keeps the symmetry;
-//! every reported error is measured back in the data's own units.
+//! every reported error is measured back in the data's own units. A symmetry
+//! honoured by `=> augment(samples = k)` adds to every minibatch k copies of
+//! it, each row moved by its own random group element g: inputs by ρ_in(g),
+//! regression targets by ρ_out(g).
 //!
 //! The library never prints: progress goes to a [`Progress`] the caller
 //! implements, results come back as values. [`RunDir`] writes and reads the run
@@ -30,7 +33,8 @@ pub use schedule::Schedule;
 
 use crate::backend::{BackendError, Batch, Model, NamedTensor};
 use crate::data::{DataError, Splits, Standardizer, Table};
-use crate::plan::ModelGraph;
+use crate::group::Group;
+use crate::plan::{GroupDef, ModelGraph, Port, Strategy, Task};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -150,6 +154,9 @@ pub fn train(
         None => train_set.rows,
     };
     let model = Model::new(graph, settings.seed)?;
+    let augmenters = Augmenter::all(graph)?;
+    // A stream of its own, so augmenting leaves the shuffles as they were.
+    let mut augment_rng = StdRng::seed_from_u64(settings.seed ^ AUGMENT_STREAM);
     // The initial parameters are the checkpoint to fall back on until a validation passes.
     let initial = Checkpoint {
         val_loss: f64::INFINITY,
@@ -171,7 +178,10 @@ pub fn train(
         order.shuffle(&mut rng);
         let (mut sum, mut count, mut lr) = (0.0, 0, settings.lr);
         for rows in order.chunks(batch).take(total - run.step) {
-            let minibatch = train_set.select(rows);
+            let mut minibatch = train_set.select(rows);
+            for a in &augmenters {
+                minibatch = a.augment(&minibatch, &mut augment_rng)?;
+            }
             lr = schedule.rate(settings.lr, run.step, total);
             let losses = match run.model.train_step(&batch_of(&minibatch), lr) {
                 Ok(losses) => losses,
@@ -216,6 +226,85 @@ pub fn train(
         }
     }
     run.finish()
+}
+
+/// Distinguishes the augmentation stream's seed from the shuffles'.
+const AUGMENT_STREAM: u64 = 0x0061_7567_6d65_6e74;
+
+/// Adds randomly transformed copies of a minibatch, for one `augment` clause.
+struct Augmenter {
+    inputs: Vec<Port>,
+    outputs: Vec<Port>,
+    /// Regression targets move with the group; class labels do not.
+    moves_targets: bool,
+    def: GroupDef,
+    group: Group,
+    copies: usize,
+}
+
+impl Augmenter {
+    /// One augmenter per `=> augment(...)` clause on a group of `graph`.
+    fn all(graph: &ModelGraph) -> Result<Vec<Augmenter>, TrainError> {
+        let mut out = Vec::new();
+        for plan in &graph.symmetries {
+            let Strategy::Augment { samples } = plan.strategy else {
+                continue;
+            };
+            let def = graph
+                .groups
+                .iter()
+                .find(|g| g.name == plan.symmetry)
+                .ok_or_else(|| {
+                    TrainError::Invalid(format!(
+                        "`{}` => augment: only a declared group can transform the data",
+                        plan.symmetry
+                    ))
+                })?;
+            out.push(Augmenter {
+                inputs: graph.inputs.clone(),
+                outputs: graph.outputs.clone(),
+                moves_targets: graph.task == Task::Regression,
+                group: equivariance::rebuild(def)?,
+                def: def.clone(),
+                copies: samples,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `table` followed by `copies` transformed copies of it.
+    fn augment(&self, table: &Table, rng: &mut StdRng) -> Result<Table, TrainError> {
+        let mut out = table.clone();
+        for _ in 0..self.copies {
+            for i in 0..table.rows {
+                let g = self.group.sample(rng);
+                let rho_in = equivariance::block_action(&self.inputs, &self.def, &g)?;
+                out.x.extend(act(&rho_in, table.x_row(i))?);
+                let y = &table.y[i * table.y_dim..(i + 1) * table.y_dim];
+                if self.moves_targets {
+                    let rho_out = equivariance::block_action(&self.outputs, &self.def, &g)?;
+                    out.y.extend(act(&rho_out, y)?);
+                } else {
+                    out.y.extend_from_slice(y);
+                }
+            }
+        }
+        out.rows = table.rows * (self.copies + 1);
+        Ok(out)
+    }
+}
+
+/// `m·v`, in f64 and back.
+fn act(m: &nalgebra::DMatrix<f64>, v: &[f32]) -> Result<Vec<f32>, TrainError> {
+    if m.ncols() != v.len() {
+        return Err(TrainError::Invalid(format!(
+            "a group action on {} components met a row of {}",
+            m.ncols(),
+            v.len()
+        )));
+    }
+    let v = nalgebra::DVector::from_iterator(v.len(), v.iter().map(|&x| x as f64));
+    Ok((m * v).iter().map(|&x| x as f32).collect())
 }
 
 fn batch_of(table: &Table) -> Batch<'_> {
@@ -328,6 +417,40 @@ mod tests {
         let mut c = Recorder::default();
         train(&other, &splits, &mut c).unwrap();
         assert_ne!(bits(&a), bits(&c));
+    }
+
+    #[test]
+    fn augmentation_appends_rotated_copies_of_each_minibatch() {
+        let mut graph = tiny_graph();
+        graph.symmetries[0].strategy = Strategy::Augment { samples: 2 };
+        let augmenters = Augmenter::all(&graph).unwrap();
+        assert_eq!(augmenters.len(), 1);
+        let table = tiny_splits().train.select(&[0, 1, 2, 3]);
+        let mut rng = StdRng::seed_from_u64(0);
+        let out = augmenters[0].augment(&table, &mut rng).unwrap();
+        assert_eq!((out.rows, out.x.len(), out.y.len()), (12, 72, 12));
+        assert_eq!(out.x[..24], table.x[..]);
+        // O(3) keeps |a|², |b|² and a·b of each row, and the invariant target.
+        let invariants = |r: &[f32]| {
+            let dot = |u: &[f32], v: &[f32]| u.iter().zip(v).map(|(a, b)| a * b).sum::<f32>();
+            [
+                dot(&r[..3], &r[..3]),
+                dot(&r[3..], &r[3..]),
+                dot(&r[..3], &r[3..]),
+            ]
+        };
+        for copy in 1..3 {
+            for i in 0..4 {
+                let (row, moved) = (table.x_row(i), out.x_row(copy * 4 + i));
+                assert!(row.iter().zip(moved).any(|(a, b)| (a - b).abs() > 1e-3));
+                for (a, b) in invariants(row).iter().zip(invariants(moved)) {
+                    assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
+                }
+                assert_eq!(out.y[copy * 4 + i], table.y[i]);
+            }
+        }
+        let outcome = train(&graph, &tiny_splits(), &mut ()).unwrap();
+        assert_eq!(outcome.steps, graph.train.steps);
     }
 
     #[test]

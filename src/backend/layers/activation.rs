@@ -1,8 +1,8 @@
 //! A pointwise activation as its own node (one not fused into a `Linear`).
 
-use super::super::kernels::activation::{bias_act, Derivatives};
 use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
 use super::super::BackendError;
+use super::jvp::ActivationJvp;
 use crate::plan::Activation;
 use dfdx::prelude::*;
 
@@ -10,32 +10,24 @@ pub(crate) fn forward<D: HostDevice, T: Tape<f32, D>>(
     kind: Activation,
     x: Mat<D, T>,
 ) -> Result<Mat<D, T>, BackendError> {
+    let rows = x.shape().0;
+    forward_stacked(kind, x, rows)
+}
+
+/// The activation on a stacked batch whose first `values` rows are values and
+/// the rest tangents (see [`super::jvp`]).
+pub(crate) fn forward_stacked<D: HostDevice, T: Tape<f32, D>>(
+    kind: Activation,
+    x: Mat<D, T>,
+    values: usize,
+) -> Result<Mat<D, T>, BackendError> {
     let cols = x.shape().1;
     let mut y = host(&x);
-    let mut dact = Vec::new();
-    if cols > 0 {
-        let first = if T::OWNS_TAPE {
-            dact = vec![0.0; y.len()];
-            Some(&mut dact[..])
-        } else {
-            None
-        };
-        bias_act(
-            kind,
-            &mut y,
-            cols,
-            None,
-            Derivatives {
-                first,
-                second: None,
-            },
-        );
-    }
-    custom_op(x, y, cols, move |grad_out, grads, input| {
+    let act = ActivationJvp::forward(kind, &mut y, cols, values, None, T::OWNS_TAPE);
+    custom_op(x, y, cols, move |mut grad_out, grads, input| {
+        act.backward(&mut grad_out);
         let gx = grads.slice(input)?;
-        for ((gx, g), d) in gx.iter_mut().zip(&grad_out).zip(&dact) {
-            *gx += g * d;
-        }
+        gx.iter_mut().zip(&grad_out).for_each(|(gx, g)| *gx += g);
         Ok(())
     })
 }

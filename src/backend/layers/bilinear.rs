@@ -8,10 +8,13 @@
 //! 1. mixes the mₛ copies of each summand s into kₛ bilinear channels,
 //!    Uₛ = Xₛ·Mₛᵀ with Xₛ laid out (row, component) × copy — one `gemm`, and
 //!    equivariant because mixing copies commutes with the group action;
-//! 2. for each term (l, r → o) forms the outer products uₗ,ₐ ⊗ u_r,b of its
-//!    channel pairs p = (a, b), one row of O per (batch row, pair);
-//! 3. applies the term's basis maps, Z = O·Aᵀ with A the stacked maps
-//!    (|A|·dₒ × dₗ·d_r) — one `gemm`;
+//! 2. for each term (l, r → o) with basis maps A, contracts every channel of
+//!    the larger factor f with the maps first, T = U_f·A′ with A′ the maps
+//!    laid out d_f × (d_s·|A|·dₒ) — one `gemm` — so that
+//! 3. each channel pair p = (a of the smaller factor s, b of f) costs d_s
+//!    vectorised row updates: zₚ = Σᵢ u_s,a,i T_b,i. Contracting the larger
+//!    factor by a matrix product, instead of mapping the outer products
+//!    u ⊗ u of every pair, keeps most of the work in well-shaped `gemm`s;
 //! 4. mixes the |A|·|pairs| features into the copies of o, Yₒ += F·Wᵀ — one
 //!    `gemm` — and adds Y to the input.
 //!
@@ -28,6 +31,7 @@ use super::super::BackendError;
 use crate::group::{BasisSolver, Rep};
 use crate::plan::BilinearPlan;
 use dfdx::prelude::*;
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// Initial scale of the product mixings relative to a dense layer of their fan-in.
@@ -42,15 +46,18 @@ struct Summand {
     channels: usize,
 }
 
-/// One family of products: channels of `left` times channels of `right`, into `output`.
+/// One family of products of two summands' channels, into `output`.
 struct Term {
-    left: usize,
-    right: usize,
+    /// The factor contracted with the basis by a matrix product (the larger
+    /// one) and the factor paired with the result channel by channel.
+    first: usize,
+    second: usize,
     output: usize,
-    /// The basis maps stacked, row-major `(maps·size_out) × (size_left·size_right)`.
+    /// The basis maps as A′, row-major `size_first × (size_second·maps·size_out)`:
+    /// entry (j, (i, map row w)) multiplies first-component j by second-component i.
     basis: Vec<f32>,
     maps: usize,
-    /// Channel pairs (a, b) multiplied.
+    /// Channel pairs (a of `second`, b of `first`), in the plan's pair order.
     pairs: Vec<(usize, usize)>,
 }
 
@@ -58,6 +65,27 @@ impl Term {
     /// Columns of F and W: one per (basis map, pair).
     fn features(&self) -> usize {
         self.maps * self.pairs.len()
+    }
+
+    /// Writes pair `p`'s values z (indexed by map row: map k, output component
+    /// e) into one batch row of F, laid out (component, map, pair).
+    fn scatter(&self, z: &[f32], pairs: usize, p: usize, f: &mut [f32]) {
+        let out = z.len() / self.maps;
+        for (k, z) in z.chunks_exact(out).enumerate() {
+            for (e, &z) in z.iter().enumerate() {
+                f[(e * self.maps + k) * pairs + p] = z;
+            }
+        }
+    }
+
+    /// The inverse of [`Term::scatter`]: pair `p`'s values from a row of F.
+    fn gather(&self, f: &[f32], pairs: usize, p: usize, z: &mut [f32]) {
+        let out = z.len() / self.maps;
+        for (k, z) in z.chunks_exact_mut(out).enumerate() {
+            for (e, z) in z.iter_mut().enumerate() {
+                *z = f[(e * self.maps + k) * pairs + p];
+            }
+        }
     }
 }
 
@@ -80,11 +108,12 @@ pub(crate) struct Bilinear<D: HostDevice> {
 
 /// What the forward pass keeps for the backward pass.
 struct Saved {
-    /// Per summand: Xₛ and Uₛ (empty for summands without channels).
+    /// Per summand: Xₛ, and Uₛ channel-major (per row, channels × components;
+    /// empty for summands without channels).
     x: Vec<Vec<f32>>,
-    u: Vec<Vec<f32>>,
-    /// Per term: O and F.
-    products: Vec<Vec<f32>>,
+    ut: Vec<Vec<f32>>,
+    /// Per term: T and F.
+    contracted: Vec<Vec<f32>>,
     features: Vec<Vec<f32>>,
     mixers: Vec<Vec<f32>>,
     weights: Vec<Vec<f32>>,
@@ -117,24 +146,37 @@ impl<D: HostDevice> Bilinear<D> {
             .collect();
         let terms: Vec<Term> = (plan.terms.iter())
             .map(|t| {
-                let size = summands[t.output].size;
-                let scale = (size as f64).sqrt();
-                let basis = (t.basis.iter())
-                    .flat_map(|b| {
-                        let b = b * (scale / b.norm());
-                        // Row-major: one row per output component.
-                        b.transpose().iter().map(|&v| v as f32).collect::<Vec<_>>()
-                    })
-                    .collect();
-                let (kl, kr) = (summands[t.left].channels, summands[t.right].channels);
-                let pairs = (0..kl)
-                    .flat_map(|a| (0..kr).map(move |b| (a, b)))
+                let (sl, sr) = (summands[t.left], summands[t.right]);
+                let out = summands[t.output].size;
+                // The plan's maps index their columns (left i, right j) as i·d_r + j.
+                let swap = sl.size > sr.size;
+                let (first, second) = if swap { (sl, sr) } else { (sr, sl) };
+                let row_width = t.basis.len() * out * second.size;
+                let mut basis = vec![0.0; first.size * row_width];
+                for (k, b) in t.basis.iter().enumerate() {
+                    let b = b * ((out as f64).sqrt() / b.norm());
+                    for e in 0..out {
+                        for (i, j) in (0..sl.size).flat_map(|i| (0..sr.size).map(move |j| (i, j))) {
+                            let (f, s) = if swap { (i, j) } else { (j, i) };
+                            basis[f * row_width + s * t.basis.len() * out + k * out + e] =
+                                b[(e, i * sr.size + j)] as f32;
+                        }
+                    }
+                }
+                let pairs = (0..sl.channels)
+                    .flat_map(|a| (0..sr.channels).map(move |b| (a, b)))
                     .filter(|&(a, b)| t.left != t.right || a <= b)
+                    .map(|(a, b)| if swap { (b, a) } else { (a, b) })
                     .collect::<Vec<_>>();
                 debug_assert_eq!(pairs.len(), t.pairs);
+                let (first, second) = if swap {
+                    (t.left, t.right)
+                } else {
+                    (t.right, t.left)
+                };
                 Term {
-                    left: t.left,
-                    right: t.right,
+                    first,
+                    second,
                     output: t.output,
                     basis,
                     maps: t.basis.len(),
@@ -195,8 +237,8 @@ impl<D: HostDevice> Bilinear<D> {
         let xs = host(&x);
         let mut saved = Saved {
             x: Vec::new(),
-            u: Vec::new(),
-            products: Vec::new(),
+            ut: Vec::new(),
+            contracted: Vec::new(),
             features: Vec::new(),
             mixers: self
                 .mixers
@@ -219,13 +261,15 @@ impl<D: HostDevice> Bilinear<D> {
                 );
             }
             saved.x.push(x);
-            saved.u.push(u);
+            saved
+                .ut
+                .push(transpose_blocks(&u, rows, s.size, s.channels));
         }
         let mut y: Vec<Vec<f32>> = (layer.summands.iter())
             .map(|s| vec![0.0; rows * s.size * s.copies])
             .collect();
         for (t, weight) in layer.terms.iter().zip(&saved.weights) {
-            let (o, features) = layer.term_forward(t, &saved.u, rows);
+            let (contracted, features) = layer.term_forward(t, &saved.ut, rows);
             let out = layer.summands[t.output];
             matmul(
                 MatRef::new(&features, rows * out.size, t.features()),
@@ -233,7 +277,7 @@ impl<D: HostDevice> Bilinear<D> {
                 &mut y[t.output],
                 true,
             );
-            saved.products.push(o);
+            saved.contracted.push(contracted);
             saved.features.push(features);
         }
         let mut out = xs;
@@ -245,7 +289,7 @@ impl<D: HostDevice> Bilinear<D> {
             let dy: Vec<Vec<f32>> = (layer.summands.iter())
                 .map(|s| layer.gather(&grad_out, rows, s))
                 .collect();
-            let mut du: Vec<Vec<f32>> = saved.u.iter().map(|u| vec![0.0; u.len()]).collect();
+            let mut dut: Vec<Vec<f32>> = saved.ut.iter().map(|u| vec![0.0; u.len()]).collect();
             let (mixer_handles, weight_handles) =
                 handles.split_at(handles.len() - layer.terms.len());
             for (i, t) in layer.terms.iter().enumerate() {
@@ -256,7 +300,7 @@ impl<D: HostDevice> Bilinear<D> {
                 let mut df = vec![0.0; rows * out.size * t.features()];
                 let weight = MatRef::new(&saved.weights[i], out.copies, t.features());
                 matmul(dy, weight, &mut df, false);
-                layer.term_backward(t, &df, &saved.products[i], &saved.u, &mut du, rows);
+                layer.term_backward(t, &df, &saved.contracted[i], &saved.ut, &mut dut);
             }
             let dx = grads.slice(input)?;
             dx.iter_mut().zip(grad_out).for_each(|(d, g)| *d += g);
@@ -266,7 +310,8 @@ impl<D: HostDevice> Bilinear<D> {
                 .enumerate()
                 .filter(|(_, s)| s.channels > 0);
             for ((s, shape), handle) in active.zip(mixer_handles) {
-                let du = MatRef::new(&du[s], rows * shape.size, shape.channels);
+                let du = transpose_blocks(&dut[s], rows, shape.channels, shape.size);
+                let du = MatRef::new(&du, rows * shape.size, shape.channels);
                 let x = MatRef::new(&saved.x[s], rows * shape.size, shape.copies);
                 matmul(du.t(), x, grads.slice(handle)?, true);
                 let mut dxs = vec![0.0; rows * shape.size * shape.copies];
@@ -309,98 +354,144 @@ impl Structure {
         }
     }
 
-    /// O (rows (batch row, pair), columns (i, j)) and F (rows (batch row,
-    /// output component), columns (basis map, pair)) of term `t`.
-    fn term_forward(&self, t: &Term, u: &[Vec<f32>], rows: usize) -> (Vec<f32>, Vec<f32>) {
-        let (l, r, out) = (
-            self.summands[t.left],
-            self.summands[t.right],
+    /// T (rows (batch row, channel of `first`), columns (component of
+    /// `second`, map row)) and F (rows (batch row, output component), columns
+    /// (basis map, pair)) of term `t`, from the channel-major channels `ut`.
+    fn term_forward(&self, t: &Term, ut: &[Vec<f32>], rows: usize) -> (Vec<f32>, Vec<f32>) {
+        let (first, second, out) = (
+            self.summands[t.first],
+            self.summands[t.second],
             self.summands[t.output],
         );
-        let (np, inner) = (t.pairs.len(), l.size * r.size);
-        let mut o = vec![0.0; rows * np * inner];
-        for (row, o) in o.chunks_exact_mut(np * inner).enumerate() {
-            let ul = &u[t.left][row * l.size * l.channels..][..l.size * l.channels];
-            let ur = &u[t.right][row * r.size * r.channels..][..r.size * r.channels];
-            for (o, &(a, b)) in o.chunks_exact_mut(inner).zip(&t.pairs) {
-                for i in 0..l.size {
-                    let x = ul[i * l.channels + a];
-                    for j in 0..r.size {
-                        o[i * r.size + j] = x * ur[j * r.channels + b];
-                    }
-                }
-            }
-        }
         let width = t.maps * out.size;
-        let mut z = vec![0.0; rows * np * width];
+        let row_width = width * second.size;
+        let mut contracted = vec![0.0; rows * first.channels * row_width];
         matmul(
-            MatRef::new(&o, rows * np, inner),
-            MatRef::new(&t.basis, width, inner).t(),
-            &mut z,
+            MatRef::new(&ut[t.first], rows * first.channels, first.size),
+            MatRef::new(&t.basis, first.size, row_width),
+            &mut contracted,
             false,
         );
-        let mut f = vec![0.0; rows * out.size * t.features()];
-        self.permute_features(t, rows, |zi, fi| f[fi] = z[zi]);
-        (o, f)
-    }
-
-    /// Visits the index pairs (Z index, F index) of the same (row, map, pair, component).
-    fn permute_features(&self, t: &Term, rows: usize, mut visit: impl FnMut(usize, usize)) {
-        let (d, np, maps) = (self.summands[t.output].size, t.pairs.len(), t.maps);
-        for row in 0..rows {
-            for p in 0..np {
-                for k in 0..maps {
-                    for e in 0..d {
-                        visit(
-                            ((row * np + p) * maps + k) * d + e,
-                            (row * d + e) * maps * np + k * np + p,
-                        );
-                    }
+        let (np, fw, sw) = (
+            t.pairs.len(),
+            out.size * t.features(),
+            second.size * second.channels,
+        );
+        let mut f = vec![0.0; rows * fw];
+        f.par_chunks_mut(fw).enumerate().for_each(|(row, f)| {
+            let us = &ut[t.second][row * sw..][..sw];
+            let tr = &contracted[row * first.channels * row_width..][..first.channels * row_width];
+            let mut z = vec![0.0; width];
+            for (p, &(a, b)) in t.pairs.iter().enumerate() {
+                let ua = &us[a * second.size..][..second.size];
+                z.fill(0.0);
+                for (&u, ti) in ua
+                    .iter()
+                    .zip(tr[b * row_width..][..row_width].chunks_exact(width))
+                {
+                    axpy(u, ti, &mut z);
                 }
+                t.scatter(&z, np, p, f);
             }
-        }
+        });
+        (contracted, f)
     }
 
-    /// Adds term `t`'s share of dU given dF.
+    /// Adds term `t`'s share of dU (channel-major, like `ut`) given dF.
     fn term_backward(
         &self,
         t: &Term,
         df: &[f32],
-        o: &[f32],
-        u: &[Vec<f32>],
-        du: &mut [Vec<f32>],
-        rows: usize,
+        contracted: &[f32],
+        ut: &[Vec<f32>],
+        dut: &mut [Vec<f32>],
     ) {
-        let (l, r, out) = (
-            self.summands[t.left],
-            self.summands[t.right],
+        let (first, second, out) = (
+            self.summands[t.first],
+            self.summands[t.second],
             self.summands[t.output],
         );
-        let (np, inner, width) = (t.pairs.len(), l.size * r.size, t.maps * out.size);
-        let mut dz = vec![0.0; rows * np * width];
-        self.permute_features(t, rows, |zi, fi| dz[zi] = df[fi]);
-        let mut dout = vec![0.0; o.len()];
-        matmul(
-            MatRef::new(&dz, rows * np, width),
-            MatRef::new(&t.basis, width, inner),
-            &mut dout,
-            false,
+        let width = t.maps * out.size;
+        let row_width = width * second.size;
+        let (np, fw, sw) = (
+            t.pairs.len(),
+            out.size * t.features(),
+            second.size * second.channels,
         );
-        let (lw, rw) = (l.size * l.channels, r.size * r.channels);
-        for (row, dout) in dout.chunks_exact(np * inner).enumerate() {
-            let ul = u[t.left][row * lw..][..lw].to_vec();
-            let ur = u[t.right][row * rw..][..rw].to_vec();
-            for (dout, &(a, b)) in dout.chunks_exact(inner).zip(&t.pairs) {
-                for i in 0..l.size {
-                    for j in 0..r.size {
-                        let g = dout[i * r.size + j];
-                        du[t.left][row * lw + i * l.channels + a] += g * ur[j * r.channels + b];
-                        du[t.right][row * rw + j * r.channels + b] += g * ul[i * l.channels + a];
+        let tw = first.channels * row_width;
+        let rows = df.len() / fw;
+        let mut dcontracted = vec![0.0; contracted.len()];
+        let mut dsecond = vec![0.0; rows * sw];
+        (dcontracted.par_chunks_mut(tw))
+            .zip(dsecond.par_chunks_mut(sw))
+            .enumerate()
+            .for_each(|(row, (dt, ds))| {
+                let (df, us) = (&df[row * fw..][..fw], &ut[t.second][row * sw..][..sw]);
+                let tr = &contracted[row * tw..][..tw];
+                let mut dz = vec![0.0; width];
+                for (p, &(a, b)) in t.pairs.iter().enumerate() {
+                    t.gather(df, np, p, &mut dz);
+                    let ua = &us[a * second.size..][..second.size];
+                    let dua = &mut ds[a * second.size..][..second.size];
+                    let tb = tr[b * row_width..][..row_width].chunks_exact(width);
+                    let dtb = dt[b * row_width..][..row_width].chunks_exact_mut(width);
+                    for (((ti, dti), &u), du) in tb.zip(dtb).zip(ua).zip(dua) {
+                        *du += dot(&dz, ti);
+                        axpy(u, &dz, dti);
                     }
                 }
+            });
+        add_into(&mut dut[t.second], &dsecond);
+        matmul(
+            MatRef::new(&dcontracted, rows * first.channels, row_width),
+            MatRef::new(&t.basis, first.size, row_width).t(),
+            &mut dut[t.first],
+            true,
+        );
+    }
+}
+
+/// Eight partial sums, so that the compiler may keep them in one vector
+/// register: a single running f32 sum has to add in order.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = (ac.remainder().iter())
+        .zip(bc.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a, b) in ac.zip(bc) {
+        for ((l, a), b) in lanes.iter_mut().zip(a).zip(b) {
+            *l += a * b;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `y += a·x`.
+fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+}
+
+fn add_into(acc: &mut [f32], v: &[f32]) {
+    acc.iter_mut().zip(v).for_each(|(a, v)| *a += v);
+}
+
+/// Transposes each of the `rows` consecutive `a × b` row-major blocks of `v`.
+fn transpose_blocks(v: &[f32], rows: usize, a: usize, b: usize) -> Vec<f32> {
+    let mut out = vec![0.0; v.len()];
+    for (out, v) in out
+        .chunks_exact_mut(a * b)
+        .zip(v.chunks_exact(a * b))
+        .take(rows)
+    {
+        for i in 0..a {
+            for j in 0..b {
+                out[j * a + i] = v[i * b + j];
             }
         }
     }
+    out
 }
 
 #[cfg(test)]

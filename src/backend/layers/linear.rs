@@ -1,10 +1,10 @@
 //! `Linear`, optionally fused with the activation that follows it.
 
-use super::super::kernels::activation::{bias_act, Derivatives};
 use super::super::kernels::gemm::{add_column_sums, matmul, MatMut, MatRef};
 use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
 use super::super::params::Param;
 use super::super::BackendError;
+use super::jvp::ActivationJvp;
 use crate::plan::Activation;
 use dfdx::prelude::*;
 use rand::rngs::StdRng;
@@ -74,6 +74,18 @@ impl<D: HostDevice> Linear<D> {
     }
 
     pub(crate) fn forward<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, BackendError> {
+        let rows = x.shape().0;
+        self.forward_stacked(x, rows)
+    }
+
+    /// The layer on a stacked batch whose first `values` rows are values and
+    /// the rest tangents (see [`super::jvp`]): tangents get W but not b, and
+    /// through the activation σ′(z) ⊙ t.
+    pub(crate) fn forward_stacked<T: Tape<f32, D>>(
+        &self,
+        x: Mat<D, T>,
+        values: usize,
+    ) -> Result<Mat<D, T>, BackendError> {
         let (rows, inp, out) = (x.shape().0, self.inp, self.out);
         let xs = host(&x);
         let w = self.weight.values();
@@ -86,40 +98,25 @@ impl<D: HostDevice> Linear<D> {
             product,
             false,
         );
-        let mut dact = Vec::new();
-        match self.act {
-            Some(kind) => {
-                let first = if T::OWNS_TAPE {
-                    dact = vec![0.0; y.len()];
-                    Some(&mut dact[..])
-                } else {
-                    None
-                };
-                let derivs = Derivatives {
-                    first,
-                    second: None,
-                };
-                bias_act(kind, &mut y, out, b.as_deref(), derivs);
-            }
-            None => {
-                if let Some(b) = &b {
-                    for row in y.chunks_exact_mut(out) {
-                        row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
-                    }
-                }
+        let act = self.act.map(|kind| {
+            ActivationJvp::forward(kind, &mut y, out, values, b.as_deref(), T::OWNS_TAPE)
+        });
+        if let (None, Some(b)) = (&act, &b) {
+            for row in y[..values * out].chunks_exact_mut(out) {
+                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
             }
         }
         let weight = self.weight.handle();
         let bias = self.bias.as_ref().map(Param::handle);
         custom_op(x, y, out, move |mut g, grads, input| {
-            if !dact.is_empty() {
-                g.iter_mut().zip(&dact).for_each(|(g, d)| *g *= d);
+            if let Some(act) = &act {
+                act.backward(&mut g);
             }
             let gm = MatRef::new(&g, rows, out);
             let dw = MatMut::new(grads.slice(&weight)?, out, inp);
             matmul(gm.t(), MatRef::new(&xs, rows, inp), dw, true);
             if let Some(bias) = &bias {
-                add_column_sums(&g, out, grads.slice(bias)?);
+                add_column_sums(&g[..values * out], out, grads.slice(bias)?);
             }
             let dx = MatMut::new(grads.slice(input)?, rows, inp);
             matmul(gm, MatRef::new(&w, out, inp), dx, true);

@@ -10,6 +10,7 @@ mod equivariant;
 mod gated;
 mod graph;
 mod group_conv;
+mod jvp;
 mod linear;
 
 use super::kernels::tape::{concat_columns, HostDevice, Mat};
@@ -44,18 +45,8 @@ impl<D> Context<'_, D> {
             let def = self.groups.iter().find(|g| g.name == name).ok_or_else(|| {
                 BackendError::InvalidGraph(format!("group `{name}` is not defined in the graph"))
             })?;
-            let matrices = |ms: &[Vec<Vec<f64>>]| {
-                ms.iter()
-                    .map(|m| matrix_from_rows(m))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| BackendError::Group {
-                        group: name.into(),
-                        message: e.to_string(),
-                    })
-            };
-            let group =
-                Group::from_generators(name, def.n, matrices(&def.lie)?, matrices(&def.discrete)?);
-            self.solvers.insert(name.into(), BasisSolver::new(&group));
+            self.solvers
+                .insert(name.into(), BasisSolver::new(&group_from_def(def)?));
         }
         let solver = self.solvers.get_mut(name).ok_or_else(|| {
             BackendError::InvalidGraph(format!("group `{name}` could not be built"))
@@ -69,10 +60,31 @@ impl<D> Context<'_, D> {
     }
 }
 
+/// The group an IR definition describes.
+pub(crate) fn group_from_def(def: &GroupDef) -> Result<Group, BackendError> {
+    let matrices = |ms: &[Vec<Vec<f64>>]| {
+        ms.iter()
+            .map(|m| matrix_from_rows(m))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BackendError::Group {
+                group: def.name.clone(),
+                message: e.to_string(),
+            })
+    };
+    Ok(Group::from_generators(
+        &def.name,
+        def.n,
+        matrices(&def.lie)?,
+        matrices(&def.discrete)?,
+    ))
+}
+
 /// One compiled node.
 pub(crate) enum Layer<D: HostDevice> {
     /// The network input.
     Input,
+    /// The elementwise sum of its inputs, formed by the network's wiring: passes it on.
+    Sum,
     /// An activation computed by the `Linear` before it: passes its input on.
     Fused,
     Linear(Linear<D>),
@@ -111,6 +123,7 @@ impl<D: HostDevice> Layer<D> {
                 )?)
             }
             Op::Activation { kind } => Layer::Activation(*kind),
+            Op::Sum => Layer::Sum,
             Op::EquivariantLinear {
                 group,
                 rep_in,
@@ -215,13 +228,13 @@ impl<D: HostDevice> Layer<D> {
             Layer::Conv(c) => c.out_width(),
             Layer::Graph(g) => g.out_width(),
             Layer::Bilinear(l) => l.width(),
-            Layer::Input | Layer::Fused | Layer::Activation(_) => width,
+            Layer::Input | Layer::Fused | Layer::Sum | Layer::Activation(_) => width,
         }
     }
 
     pub(crate) fn forward<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, BackendError> {
         match self {
-            Layer::Input | Layer::Fused => Ok(x),
+            Layer::Input | Layer::Fused | Layer::Sum => Ok(x),
             Layer::Linear(l) => l.forward(x),
             Layer::Activation(kind) => activation::forward(*kind, x),
             Layer::Equivariant(l) => l.forward(x),
@@ -232,6 +245,28 @@ impl<D: HostDevice> Layer<D> {
         }
     }
 
+    /// The layer on a stacked batch of values and tangents (see [`jvp`]);
+    /// only the layers of a dense network carry tangents.
+    pub(crate) fn forward_stacked<T: Tape<f32, D>>(
+        &self,
+        x: Mat<D, T>,
+        values: usize,
+    ) -> Result<Mat<D, T>, BackendError> {
+        let other = match self {
+            Layer::Input | Layer::Fused | Layer::Sum => return Ok(x),
+            Layer::Linear(l) => return l.forward_stacked(x, values),
+            Layer::Activation(kind) => return activation::forward_stacked(*kind, x, values),
+            Layer::Equivariant(_) => "equivariant_linear",
+            Layer::Gated(_) => "gated",
+            Layer::Conv(_) => "conv",
+            Layer::Graph(_) => "graph_network",
+            Layer::Bilinear(_) => "bilinear",
+        };
+        Err(BackendError::Unsupported {
+            op: format!("forward-mode derivative through `{other}`"),
+        })
+    }
+
     pub(crate) fn params(&self) -> Vec<&Param<D>> {
         match self {
             Layer::Linear(l) => l.params().collect(),
@@ -239,7 +274,9 @@ impl<D: HostDevice> Layer<D> {
             Layer::Graph(g) => g.params().collect(),
             Layer::Equivariant(l) => l.params().collect(),
             Layer::Bilinear(l) => l.params().collect(),
-            Layer::Input | Layer::Fused | Layer::Activation(_) | Layer::Gated(_) => Vec::new(),
+            Layer::Input | Layer::Fused | Layer::Sum | Layer::Activation(_) | Layer::Gated(_) => {
+                Vec::new()
+            }
         }
     }
 
@@ -250,7 +287,9 @@ impl<D: HostDevice> Layer<D> {
             Layer::Graph(g) => g.params_mut().collect(),
             Layer::Equivariant(l) => l.params_mut().collect(),
             Layer::Bilinear(l) => l.params_mut().collect(),
-            Layer::Input | Layer::Fused | Layer::Activation(_) | Layer::Gated(_) => Vec::new(),
+            Layer::Input | Layer::Fused | Layer::Sum | Layer::Activation(_) | Layer::Gated(_) => {
+                Vec::new()
+            }
         }
     }
 }
@@ -270,6 +309,7 @@ fn op_name(op: &Op) -> &'static str {
         Op::GraphNetwork { .. } => "graph_network",
         Op::GroupConv { .. } => "group_conv",
         Op::Conv { .. } => "conv",
+        Op::Sum => "sum",
     }
 }
 
@@ -327,6 +367,16 @@ impl<D: HostDevice> Network<D> {
             }
             let width = if is_input {
                 in_dim
+            } else if node.op == Op::Sum {
+                let first = widths[node.inputs[0]];
+                if let Some(&j) = node.inputs.iter().find(|&&j| widths[j] != first) {
+                    return Err(BackendError::ShapeMismatch {
+                        what: format!("width of node {j}, summed by node {i}"),
+                        expected: first,
+                        found: widths[j],
+                    });
+                }
+                first
             } else {
                 node.inputs.iter().map(|&j| widths[j]).sum()
             };
@@ -391,6 +441,32 @@ impl<D: HostDevice> Network<D> {
         &self,
         x: Mat<D, T>,
     ) -> Result<Mat<D, T>, BackendError> {
+        self.run_with(x, Layer::forward)
+    }
+
+    /// Evaluates the graph and its directional derivatives on a stacked batch
+    /// (see [`jvp`]) whose first `values` rows are the inputs and the rest
+    /// blocks of input tangents; the result is stacked the same way.
+    pub(crate) fn run_stacked<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        x: Mat<D, T>,
+        values: usize,
+    ) -> Result<Mat<D, T>, BackendError> {
+        self.run_with(x, |layer, x| layer.forward_stacked(x, values))
+    }
+
+    /// The parameters of node `id`'s layer (none for an unknown id).
+    pub(crate) fn node_params(&self, id: usize) -> Vec<&Param<D>> {
+        self.layers.get(id).map_or_else(Vec::new, Layer::params)
+    }
+
+    /// Evaluates the graph with `step` running each layer on its (concatenated
+    /// or summed) input.
+    fn run_with<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        x: Mat<D, T>,
+        step: impl Fn(&Layer<D>, Mat<D, T>) -> Result<Mat<D, T>, BackendError>,
+    ) -> Result<Mat<D, T>, BackendError> {
         let n = self.layers.len();
         let mut left = self.uses.clone();
         let mut values: Vec<Option<Mat<D, T>>> = (0..n).map(|_| None).collect();
@@ -425,13 +501,17 @@ impl<D: HostDevice> Network<D> {
             } else if let [j] = self.inputs[i].as_slice() {
                 read(&mut values, *j)?
             } else {
-                let parts = self.inputs[i]
+                let parts: Vec<_> = self.inputs[i]
                     .iter()
                     .map(|&j| read(&mut values, j))
                     .collect::<Result<_, _>>()?;
-                concat_columns(parts)?
+                if let Layer::Sum = layer {
+                    sum(parts)?
+                } else {
+                    concat_columns(parts)?
+                }
             };
-            values[i] = Some(layer.forward(input)?);
+            values[i] = Some(step(layer, input)?);
         }
         read(&mut values, self.output)
     }
@@ -443,6 +523,19 @@ impl<D: HostDevice> Network<D> {
     pub(crate) fn params_mut(&mut self) -> impl Iterator<Item = &mut Param<D>> {
         self.layers.iter_mut().flat_map(Layer::params_mut)
     }
+}
+
+/// The elementwise sum of equally shaped matrices, merging their tapes.
+fn sum<D: HostDevice, T: Tape<f32, D> + Merge<T>>(
+    parts: Vec<Mat<D, T>>,
+) -> Result<Mat<D, T>, BackendError> {
+    let mut parts = parts.into_iter();
+    let first = parts
+        .next()
+        .ok_or_else(|| BackendError::InvalidGraph("a node sums no inputs".into()))?;
+    parts.try_fold(first, |acc, part| {
+        acc.try_add(part).map_err(BackendError::device)
+    })
 }
 
 #[cfg(test)]
