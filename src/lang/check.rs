@@ -294,18 +294,18 @@ const BUILTIN_DATA: &[BuiltinData] = &[
     },
 ];
 
-/// Arguments of the built-in data sets: sample counts, seed and noise, and
-/// the real-valued settings of the physical systems (time span, energy scale,
-/// range of initial radii, orbit perturbation) and of the pair sets (extent,
-/// frequency, time step), which the data module checks per set.
+/// Arguments of the built-in data sets: sample counts and seed (integers),
+/// then the real-valued ones: noise, the settings of the physical systems (time
+/// span, energy scale, range of initial radii, orbit perturbation) and of the
+/// pair sets (extent, frequency, time step), which the data module checks per set.
 const BUILTIN_DATA_KEYS: &[&str] = &[
     "train",
     "val",
     "test",
     "trajectories",
     "points",
-    "noise",
     "seed",
+    "noise",
     "t_end",
     "scale",
     "r_min",
@@ -317,17 +317,7 @@ const BUILTIN_DATA_KEYS: &[&str] = &[
 ];
 
 /// The keys of [`BUILTIN_DATA_KEYS`] whose values are real numbers.
-const REAL_DATA_KEYS: &[&str] = &[
-    "noise",
-    "t_end",
-    "scale",
-    "r_min",
-    "r_max",
-    "orbit_noise",
-    "extent",
-    "omega",
-    "dt",
-];
+const REAL_DATA_KEYS: &[&str] = BUILTIN_DATA_KEYS.split_at(6).1;
 
 const SYMMETRY_WORDS: [&str; 6] = [
     "time",
