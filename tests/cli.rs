@@ -204,3 +204,34 @@ fn every_command_has_help_with_an_example() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("frobnicate"));
 }
+
+#[test]
+fn discover_writes_a_group_that_compiles() {
+    let dir = std::env::temp_dir().join(format!("symc-discover-{}", std::process::id()));
+    let run = symc(&[
+        "discover",
+        "specs/rotation_learn.sym",
+        "--out",
+        dir.to_str().unwrap(),
+        "--steps",
+        "300",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for file in ["found.sym", "report.yaml", "generator_0.png"] {
+        assert!(dir.join(file).is_file(), "no {file} in the run folder");
+    }
+    // The exported declaration is a spec of its own: a model over it compiles.
+    let found = std::fs::read_to_string(dir.join("found.sym")).unwrap();
+    let spec = format!(
+        "{found}\nmodel over_found {{\n  data builtin.rotation2_pairs(train = 50, val = 10, test = 10)\n  \
+         input x: V over Found\n  output y: V over Found\n  symmetry Found => architecture\n  \
+         net emlp(channels = 16, layers = 1)\n  train (steps = 1)\n}}\n"
+    );
+    let compiled = symc::compile(&spec, "over_found.sym", &dir);
+    assert!(
+        compiled.is_ok(),
+        "{}",
+        compiled.err().unwrap().render(false)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
