@@ -27,6 +27,21 @@ fn canvas(path: &Path) -> Result<DrawingArea<BitMapBackend<'_>, Shift>, TrainErr
     Ok(root)
 }
 
+/// Draws the legend of `chart` and writes `root` out.
+fn finish<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+    root: &DrawingArea<BitMapBackend<'a>, Shift>,
+) -> Result<(), TrainError> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(plot_error)?;
+    root.present().map_err(plot_error)
+}
+
 /// Draws training and validation loss, titled `title`, against the step, on a log scale, to `path`
 /// (whose extension must be `.png`).
 pub(crate) fn draw_losses(title: &str, history: &[Record], path: &Path) -> Result<(), TrainError> {
@@ -83,14 +98,7 @@ pub(crate) fn draw_losses(title: &str, history: &[Record], path: &Path) -> Resul
             .label(label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(plot_error)?;
-    root.present().map_err(plot_error)
+    finish(&mut chart, &root)
 }
 
 /// Draws one plot of a dynamics model's rollouts.
@@ -184,14 +192,7 @@ fn draw_curves(
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
         }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(plot_error)?;
-    root.present().map_err(plot_error)
+    finish(&mut chart, &root)
 }
 
 /// The first coordinate against its momentum (or velocity) along rollouts.
