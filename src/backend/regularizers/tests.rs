@@ -11,28 +11,17 @@ use std::collections::BTreeMap;
 
 type Traced = OwnedTape<f32, Cpu>;
 
-fn node(id: usize, op: Op, inputs: Vec<usize>, out_dim: usize, params: usize) -> Node {
-    Node {
-        id,
-        op,
-        inputs,
-        out_dim,
-        params,
-        constraint: None,
-    }
-}
-
 fn linear(id: usize, input: usize, inp: usize, out: usize) -> Node {
     let op = Op::Linear {
         inp,
         out,
         bias: true,
     };
-    node(id, op, vec![input], out, inp * out + out)
+    Node::new(id, op, vec![input], out, inp * out + out)
 }
 
 fn act(id: usize, input: usize, width: usize, kind: Activation) -> Node {
-    node(id, Op::Activation { kind }, vec![input], width, 0)
+    Node::new(id, Op::Activation { kind }, vec![input], width, 0)
 }
 
 /// Rotations of the plane.
@@ -111,7 +100,7 @@ fn graph(
 /// An MLP 4 → 6 (tanh) → 5 (swish, a node of its own) → 2 on `2*V → V` of SO(2).
 fn so2_mlp(term: LossKind) -> ModelGraph {
     let nodes = vec![
-        node(0, Op::Input, vec![], 4, 0),
+        Node::new(0, Op::Input, vec![], 4, 0),
         linear(1, 0, 4, 6),
         act(2, 1, 6, Activation::Tanh),
         linear(3, 2, 6, 5),
@@ -300,7 +289,7 @@ fn penalties_vanish_on_an_exactly_invariant_network() {
         },
     ] {
         let nodes = vec![
-            node(0, Op::Input, vec![], 2, 0),
+            Node::new(0, Op::Input, vec![], 2, 0),
             linear(1, 0, 2, 8),
             act(2, 1, 8, Activation::Tanh),
             linear(3, 2, 8, 1),
@@ -343,8 +332,8 @@ fn weight_orbit_gradient_matches_finite_differences() {
 #[test]
 fn soft_prior_weighs_the_two_paths() {
     let nodes = vec![
-        node(0, Op::Input, vec![], 2, 0),
-        node(
+        Node::new(0, Op::Input, vec![], 2, 0),
+        Node::new(
             1,
             Op::EquivariantLinear {
                 group: "G".into(),
@@ -358,7 +347,7 @@ fn soft_prior_weighs_the_two_paths() {
             2,
         ),
         linear(2, 0, 2, 2),
-        node(3, Op::Sum, vec![1, 2], 2, 0),
+        Node::new(3, Op::Sum, vec![1, 2], 2, 0),
     ];
     let term = LossKind::SoftPrior {
         group: "G".into(),
