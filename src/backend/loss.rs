@@ -1,7 +1,7 @@
 //! Loss terms of the training objective, on dfdx's own ops (they act on the
 //! small `rows × out_dim` output, where fusing buys nothing).
 
-use super::kernels::tape::{HostDevice, Mat};
+use super::kernels::tape::{KernelDevice, Mat};
 use super::BackendError;
 use crate::plan::{LossKind, LossTerm};
 use dfdx::prelude::*;
@@ -45,7 +45,7 @@ impl Loss {
     }
 
     /// The weighted term on `pred` (rows × cols) against targets `y`.
-    pub(crate) fn apply<D: HostDevice, T: Tape<f32, D>>(
+    pub(crate) fn apply<D: KernelDevice, T: Tape<f32, D>>(
         &self,
         pred: Mat<D, T>,
         y: &[f32],

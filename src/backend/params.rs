@@ -1,19 +1,19 @@
 //! Trainable parameters: flat dfdx tensors with a name and a logical shape.
 
-use super::kernels::tape::{host, HostDevice};
+use super::kernels::tape::{host, KernelDevice};
 use super::{BackendError, NamedTensor};
 use dfdx::prelude::*;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Uniform};
 
 /// One parameter tensor. Stored flat; `shape` is how it is named and exported.
-pub(crate) struct Param<D: HostDevice> {
+pub(crate) struct Param<D: KernelDevice> {
     name: String,
     shape: Vec<usize>,
     tensor: Tensor<(usize,), f32, D>,
 }
 
-impl<D: HostDevice> Param<D> {
+impl<D: KernelDevice> Param<D> {
     /// A parameter drawn from U(−bound, bound) with `rng` (the model's one
     /// seeded stream, so values depend only on the seed and the layer order).
     /// `bound` must be positive.

@@ -13,47 +13,52 @@ use dfdx::tensor::{Cpu, Gradients};
 /// A row-major `rows × cols` activation tensor carrying the tape `T`.
 pub(crate) type Mat<D, T> = Tensor<(usize, usize), f32, D, T>;
 
-/// A dfdx device whose buffers live in host memory, so the slice kernels can
-/// read and write them. A GPU device implements the layers' kernels on its own
-/// and does not go through this trait.
-pub(crate) trait HostDevice: Device<f32> {
-    /// The buffer as a slice.
-    fn host_mut(buffer: &mut <Self as Storage<f32>>::Vec) -> &mut [f32];
+/// A dfdx device the layers run on. Where its buffers live in host memory
+/// ([`KernelDevice::HOST`]) a layer runs its fused slice kernels as one custom
+/// operation on the tape; on any other device (a GPU) it runs as a composition
+/// of dfdx's own operations, which the tests check against the fused kernels.
+pub(crate) trait KernelDevice: Device<f32> {
+    /// Whether [`KernelDevice::host_mut`] can hand out a buffer.
+    const HOST: bool;
+    /// The buffer as a slice; an error on a device without host buffers,
+    /// which callers never reach because they check `HOST` first.
+    fn host_mut(buffer: &mut <Self as Storage<f32>>::Vec) -> Result<&mut [f32], Self::Err>;
 }
 
-impl HostDevice for Cpu {
-    fn host_mut(buffer: &mut <Self as Storage<f32>>::Vec) -> &mut [f32] {
-        buffer
+impl KernelDevice for Cpu {
+    const HOST: bool = true;
+    fn host_mut(buffer: &mut <Self as Storage<f32>>::Vec) -> Result<&mut [f32], Self::Err> {
+        Ok(buffer)
     }
 }
 
 /// A copy of a tensor's values.
-pub(crate) fn host<S: Shape, D: HostDevice, T>(t: &Tensor<S, f32, D, T>) -> Vec<f32> {
+pub(crate) fn host<S: Shape, D: KernelDevice, T>(t: &Tensor<S, f32, D, T>) -> Vec<f32> {
     let mut out = vec![0.0; t.shape().num_elements()];
     t.copy_into(&mut out);
     out
 }
 
 /// Write access to the gradients during a backward pass.
-pub(crate) struct GradSink<'a, D: HostDevice> {
+pub(crate) struct GradSink<'a, D: KernelDevice> {
     grads: &'a mut Gradients<f32, D>,
 }
 
-impl<D: HostDevice> GradSink<'_, D> {
+impl<D: KernelDevice> GradSink<'_, D> {
     /// The gradient buffer of `t`, zero-filled on first use; backward kernels add into it.
     pub(crate) fn slice<S: Shape>(&mut self, t: &Tensor<S, f32, D>) -> Result<&mut [f32], D::Err> {
-        Ok(D::host_mut(self.grads.get_or_alloc_mut(t)?))
+        D::host_mut(self.grads.get_or_alloc_mut(t)?)
     }
 }
 
 /// The backward kernel of a custom op: given (a copy of) the output's gradient, add into
 /// the input's gradient (third argument) and those of any parameters.
-pub(crate) trait Backward<D: HostDevice>:
+pub(crate) trait Backward<D: KernelDevice>:
     'static + FnOnce(Vec<f32>, &mut GradSink<'_, D>, &Mat<D, NoneTape>) -> Result<(), D::Err>
 {
 }
 
-impl<D: HostDevice, F> Backward<D> for F where
+impl<D: KernelDevice, F> Backward<D> for F where
     F: 'static + FnOnce(Vec<f32>, &mut GradSink<'_, D>, &Mat<D, NoneTape>) -> Result<(), D::Err>
 {
 }
@@ -62,7 +67,7 @@ impl<D: HostDevice, F> Backward<D> for F where
 /// computed by the caller's forward kernel) as a tensor that continues `input`'s tape, and
 /// records `backward` when the tape is live (`T::OWNS_TAPE`). Callers that
 /// must copy data only for the backward pass check `T::OWNS_TAPE` first.
-pub(crate) fn custom_op<D: HostDevice, T: Tape<f32, D>>(
+pub(crate) fn custom_op<D: KernelDevice, T: Tape<f32, D>>(
     input: Mat<D, T>,
     output: Vec<f32>,
     cols: usize,
@@ -80,7 +85,7 @@ pub(crate) fn custom_op<D: HostDevice, T: Tape<f32, D>>(
         let out = output.clone();
         tape.add_backward_op(move |grads| {
             // A copy, because the closure then borrows other entries of `grads` mutably.
-            let grad_out = D::host_mut(grads.get_or_alloc_mut(&out)?).to_vec();
+            let grad_out = D::host_mut(grads.get_or_alloc_mut(&out)?)?.to_vec();
             backward(grad_out, &mut GradSink { grads }, &input)
         });
     }
@@ -89,7 +94,7 @@ pub(crate) fn custom_op<D: HostDevice, T: Tape<f32, D>>(
 
 /// Concatenates row-major matrices with equal row counts along their columns,
 /// merging their tapes.
-pub(crate) fn concat_columns<D: HostDevice, T: Tape<f32, D> + Merge<T>>(
+pub(crate) fn concat_columns<D: KernelDevice, T: Tape<f32, D> + Merge<T>>(
     parts: Vec<Mat<D, T>>,
 ) -> Result<Mat<D, T>, BackendError> {
     let rows = parts.first().map_or(0, |p| p.shape().0);
@@ -129,10 +134,10 @@ pub(crate) fn concat_columns<D: HostDevice, T: Tape<f32, D> + Merge<T>>(
     if T::OWNS_TAPE {
         let out = output.clone();
         tape.add_backward_op(move |grads| {
-            let grad_out = D::host_mut(grads.get_or_alloc_mut(&out)?).to_vec();
+            let grad_out = D::host_mut(grads.get_or_alloc_mut(&out)?)?.to_vec();
             let mut offset = 0;
             for (handle, &width) in handles.iter().zip(&widths) {
-                let grad = D::host_mut(grads.get_or_alloc_mut(handle)?);
+                let grad = D::host_mut(grads.get_or_alloc_mut(handle)?)?;
                 for (dst, src) in grad
                     .chunks_exact_mut(width.max(1))
                     .zip(grad_out.chunks_exact(cols))

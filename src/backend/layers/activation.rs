@@ -1,12 +1,12 @@
 //! A pointwise activation as its own node (one not fused into a `Linear`).
 
-use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
+use super::super::kernels::tape::{custom_op, host, KernelDevice, Mat};
 use super::super::BackendError;
 use super::jvp::ActivationJvp;
 use crate::plan::Activation;
 use dfdx::prelude::*;
 
-pub(crate) fn forward<D: HostDevice, T: Tape<f32, D>>(
+pub(crate) fn forward<D: KernelDevice, T: Tape<f32, D>>(
     kind: Activation,
     x: Mat<D, T>,
 ) -> Result<Mat<D, T>, BackendError> {
@@ -16,7 +16,7 @@ pub(crate) fn forward<D: HostDevice, T: Tape<f32, D>>(
 
 /// The activation on a stacked batch whose first `values` rows are values and
 /// the rest tangents (see [`super::jvp`]).
-pub(crate) fn forward_stacked<D: HostDevice, T: Tape<f32, D>>(
+pub(crate) fn forward_stacked<D: KernelDevice, T: Tape<f32, D>>(
     kind: Activation,
     x: Mat<D, T>,
     values: usize,

@@ -25,7 +25,7 @@
 //! scale, so that a block starts close to its linear part.
 
 use super::super::kernels::gemm::{matmul_into as matmul, MatRef};
-use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
+use super::super::kernels::tape::{custom_op, host, KernelDevice, Mat};
 use super::super::params::Param;
 use super::super::BackendError;
 use crate::group::{BasisSolver, Rep};
@@ -98,7 +98,7 @@ struct Structure {
     terms: Vec<Term>,
 }
 
-pub(crate) struct Bilinear<D: HostDevice> {
+pub(crate) struct Bilinear<D: KernelDevice> {
     structure: Arc<Structure>,
     /// Per summand Mₛ, absent for summands no term reads.
     mixers: Vec<Option<Param<D>>>,
@@ -119,7 +119,7 @@ struct Saved {
     weights: Vec<Vec<f32>>,
 }
 
-impl<D: HostDevice> Bilinear<D> {
+impl<D: KernelDevice> Bilinear<D> {
     /// Builds the layer of node `node` on `rep` with at most `channels`
     /// bilinear channels per summand. Its parameter count is
     /// [`BilinearPlan::parameters`], the planner's, which the network checks

@@ -25,7 +25,7 @@
 //! a dense layer of that fan-in gives; an all-scalar layer is exactly `Linear`.
 
 use super::super::kernels::gemm::{matmul, MatMut, MatRef};
-use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
+use super::super::kernels::tape::{custom_op, host, KernelDevice, Mat};
 use super::super::params::Param;
 use super::super::BackendError;
 use crate::group::{BasisSolver, Layout, Rep};
@@ -82,7 +82,7 @@ struct Structure {
 /// C_j and the bias coefficients of one output summand; either may be absent.
 type SummandParams<D> = (Option<Param<D>>, Option<Param<D>>);
 
-pub(crate) struct EquivariantLinear<D: HostDevice> {
+pub(crate) struct EquivariantLinear<D: KernelDevice> {
     structure: Arc<Structure>,
     /// Per output summand: C_j (absent when no input summand reaches it) and the bias coefficients.
     params: Vec<SummandParams<D>>,
@@ -116,7 +116,7 @@ fn shapes(layout: &Layout) -> Vec<Shape> {
         .collect()
 }
 
-impl<D: HostDevice> EquivariantLinear<D> {
+impl<D: KernelDevice> EquivariantLinear<D> {
     /// Builds the layer of node `node` from the group's block bases; `counts`
     /// are the graph's (basis, bias) parameter counts, which must agree.
     pub(crate) fn new(

@@ -13,7 +13,7 @@
 //!   orthogonal generators, e.g. O(n), SO(n), permutations).
 
 use super::super::kernels::activation::derivatives;
-use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
+use super::super::kernels::tape::{custom_op, host, KernelDevice, Mat};
 use super::super::BackendError;
 use crate::group::Rep;
 use crate::plan::Activation;
@@ -104,7 +104,7 @@ impl Gated {
         self.structure.out_dim
     }
 
-    pub(crate) fn forward<D: HostDevice, T: Tape<f32, D>>(
+    pub(crate) fn forward<D: KernelDevice, T: Tape<f32, D>>(
         &self,
         x: Mat<D, T>,
     ) -> Result<Mat<D, T>, BackendError> {

@@ -23,7 +23,7 @@
 
 use super::super::kernels::activation::{bias_act, Derivatives};
 use super::super::kernels::gemm::{add_column_sums, matmul, MatMut, MatRef};
-use super::super::kernels::tape::{custom_op, host, GradSink, HostDevice, Mat};
+use super::super::kernels::tape::{custom_op, host, GradSink, KernelDevice, Mat};
 use super::super::params::Param;
 use super::super::BackendError;
 use crate::plan::Activation;
@@ -31,14 +31,14 @@ use dfdx::prelude::*;
 use rand::rngs::StdRng;
 
 /// A dense network whose hidden layers use one activation and whose last layer is affine.
-struct Mlp<D: HostDevice> {
+struct Mlp<D: KernelDevice> {
     layers: Vec<(Param<D>, Param<D>)>,
     widths: Vec<usize>,
     act: Activation,
 }
 
 /// One layer of an [`Mlp`] as the backward pass needs it.
-struct LayerTape<D: HostDevice> {
+struct LayerTape<D: KernelDevice> {
     weight: Vec<f32>,
     handles: (Tensor<(usize,), f32, D>, Tensor<(usize,), f32, D>),
     input: Vec<f32>,
@@ -48,7 +48,7 @@ struct LayerTape<D: HostDevice> {
     out: usize,
 }
 
-impl<D: HostDevice> Mlp<D> {
+impl<D: KernelDevice> Mlp<D> {
     fn new(
         device: &D,
         name: String,
@@ -140,7 +140,7 @@ impl<D: HostDevice> Mlp<D> {
 }
 
 /// Adds the parameter gradients of an [`Mlp`] into `grads` and returns the input's gradient.
-fn mlp_backward<D: HostDevice>(
+fn mlp_backward<D: KernelDevice>(
     tapes: &[LayerTape<D>],
     mut grad: Vec<f32>,
     rows: usize,
@@ -167,7 +167,7 @@ fn mlp_backward<D: HostDevice>(
 }
 
 /// A graph-network block (see the module documentation).
-pub(crate) struct GraphNet<D: HostDevice> {
+pub(crate) struct GraphNet<D: KernelDevice> {
     edge: Mlp<D>,
     node: Mlp<D>,
     dims: usize,
@@ -188,7 +188,7 @@ pub(crate) struct GraphShape<'a> {
     pub(crate) out_dim: usize,
 }
 
-impl<D: HostDevice> GraphNet<D> {
+impl<D: KernelDevice> GraphNet<D> {
     pub(crate) fn new(
         device: &D,
         node: usize,

@@ -31,7 +31,7 @@
 //! initialises a convolution, U(±1/√fan_in).
 
 use super::super::kernels::gemm::{matmul, MatMut, MatRef};
-use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
+use super::super::kernels::tape::{custom_op, host, KernelDevice, Mat};
 use super::super::params::Param;
 use super::super::BackendError;
 use dfdx::prelude::*;
@@ -103,7 +103,7 @@ impl Element {
 
 /// One convolution layer: its parameters and the map from the expanded filter
 /// bank (`|G|` moved copies of each filter) back to them.
-struct ConvLayer<D: HostDevice> {
+struct ConvLayer<D: KernelDevice> {
     weight: Param<D>,
     bias: Param<D>,
     /// Channels of the output, before the group axis.
@@ -115,7 +115,7 @@ struct ConvLayer<D: HostDevice> {
     gather: Vec<usize>,
 }
 
-impl<D: HostDevice> ConvLayer<D> {
+impl<D: KernelDevice> ConvLayer<D> {
     /// The filter bank the forward pass multiplies by.
     fn expanded(&self) -> Vec<f32> {
         let w = self.weight.values();
@@ -124,7 +124,7 @@ impl<D: HostDevice> ConvLayer<D> {
 }
 
 /// A stack of (group) convolutions with ReLU, optionally pooled.
-pub(crate) struct ConvNet<D: HostDevice> {
+pub(crate) struct ConvNet<D: KernelDevice> {
     layers: Vec<ConvLayer<D>>,
     /// Order of the group acting on filters (1 for a plain CNN).
     order: usize,
@@ -154,7 +154,7 @@ pub(crate) struct ConvShape<'a> {
     pub(crate) pooled: bool,
 }
 
-impl<D: HostDevice> ConvNet<D> {
+impl<D: KernelDevice> ConvNet<D> {
     /// Builds the network for node `node` reading `input_width` values per row.
     pub(crate) fn new(
         device: &D,

@@ -1,7 +1,7 @@
 //! `Linear`, optionally fused with the activation that follows it.
 
 use super::super::kernels::gemm::{add_column_sums, matmul, MatMut, MatRef};
-use super::super::kernels::tape::{custom_op, host, HostDevice, Mat};
+use super::super::kernels::tape::{custom_op, host, KernelDevice, Mat};
 use super::super::params::Param;
 use super::super::BackendError;
 use super::jvp::ActivationJvp;
@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 ///
 /// Parameters are named `n{id}.weight` (shape `[out, inp]`) and `n{id}.bias`
 /// (`[out]`). Initialised as PyTorch does: W, b ~ U(±1/√inp).
-pub(crate) struct Linear<D: HostDevice> {
+pub(crate) struct Linear<D: KernelDevice> {
     weight: Param<D>,
     bias: Option<Param<D>>,
     act: Option<Activation>,
@@ -21,7 +21,7 @@ pub(crate) struct Linear<D: HostDevice> {
     out: usize,
 }
 
-impl<D: HostDevice> Linear<D> {
+impl<D: KernelDevice> Linear<D> {
     pub(crate) fn new(
         device: &D,
         node: usize,

@@ -13,7 +13,7 @@ mod group_conv;
 mod jvp;
 mod linear;
 
-use super::kernels::tape::{concat_columns, HostDevice, Mat};
+use super::kernels::tape::{concat_columns, KernelDevice, Mat};
 use super::params::Param;
 use super::BackendError;
 use crate::group::{matrix_from_rows, BasisSolver, Group};
@@ -81,7 +81,7 @@ pub(crate) fn group_from_def(def: &GroupDef) -> Result<Group, BackendError> {
 }
 
 /// One compiled node.
-pub(crate) enum Layer<D: HostDevice> {
+pub(crate) enum Layer<D: KernelDevice> {
     /// The network input.
     Input,
     /// The elementwise sum of its inputs, formed by the network's wiring: passes it on.
@@ -98,7 +98,7 @@ pub(crate) enum Layer<D: HostDevice> {
     Bilinear(Bilinear<D>),
 }
 
-impl<D: HostDevice> Layer<D> {
+impl<D: KernelDevice> Layer<D> {
     /// Builds the layer for `node`, whose input has `width` columns.
     fn build(cx: &mut Context<'_, D>, node: &Node, width: usize) -> Result<Self, BackendError> {
         let expect_input = |expected: usize| {
@@ -315,7 +315,7 @@ fn op_name(op: &Op) -> &'static str {
 }
 
 /// A graph's layers with their wiring, ready to run on device `D`.
-pub(crate) struct Network<D: HostDevice> {
+pub(crate) struct Network<D: KernelDevice> {
     device: D,
     layers: Vec<Layer<D>>,
     inputs: Vec<Vec<usize>>,
@@ -326,7 +326,7 @@ pub(crate) struct Network<D: HostDevice> {
     out_dim: usize,
 }
 
-impl<D: HostDevice> Network<D> {
+impl<D: KernelDevice> Network<D> {
     /// Checks the graph's wiring and widths, draws the parameters from `seed`,
     /// and fuses each activation into the `Linear` it alone reads.
     pub(crate) fn new(graph: &ModelGraph, device: D, seed: u64) -> Result<Self, BackendError> {
@@ -527,7 +527,7 @@ impl<D: HostDevice> Network<D> {
 }
 
 /// The elementwise sum of equally shaped matrices, merging their tapes.
-fn sum<D: HostDevice, T: Tape<f32, D> + Merge<T>>(
+fn sum<D: KernelDevice, T: Tape<f32, D> + Merge<T>>(
     parts: Vec<Mat<D, T>>,
 ) -> Result<Mat<D, T>, BackendError> {
     let mut parts = parts.into_iter();

@@ -15,7 +15,7 @@
 mod ops;
 mod ports;
 
-use super::kernels::tape::{HostDevice, Mat};
+use super::kernels::tape::{KernelDevice, Mat};
 use super::layers::{group_from_def, Network};
 use super::loss::Scalar;
 use super::BackendError;
@@ -141,7 +141,7 @@ impl Regularizer {
 
     /// The weighted term for the inputs `x` (`rows` × in_dim, standardised),
     /// on a tape of its own kind `T`.
-    pub(crate) fn apply<D: HostDevice, T: Tape<f32, D> + Merge<T>>(
+    pub(crate) fn apply<D: KernelDevice, T: Tape<f32, D> + Merge<T>>(
         &self,
         net: &Network<D>,
         x: &[f32],
@@ -201,7 +201,7 @@ impl Regularizer {
 }
 
 /// The stacked inputs as a tensor on a fresh tape of kind `T`.
-fn input<D: HostDevice, T: Tape<f32, D>>(
+fn input<D: KernelDevice, T: Tape<f32, D>>(
     net: &Network<D>,
     values: Vec<f32>,
     rows: usize,

@@ -1,7 +1,7 @@
 //! The regularisers' tape operations.
 
 use super::super::kernels::gemm::{matmul, MatMut, MatRef};
-use super::super::kernels::tape::{custom_op, host, GradSink, HostDevice, Mat};
+use super::super::kernels::tape::{custom_op, host, GradSink, KernelDevice, Mat};
 use super::super::loss::Scalar;
 use super::super::params::Param;
 use super::super::BackendError;
@@ -22,7 +22,7 @@ pub(super) fn transform_rows(x: &[f32], rows: usize, m: &[f32], n: usize) -> Vec
 /// `weight` times the mean of Rₖ² over k, rows and columns, where the stacked
 /// `f` holds the block F₀ of `values` rows and one block Fₖ per map Mₖ (each
 /// cols × cols, row-major), and Rₖ = Fₖ − F₀·Mₖᵀ.
-pub(super) fn residual_mean_square<D: HostDevice, T: Tape<f32, D>>(
+pub(super) fn residual_mean_square<D: KernelDevice, T: Tape<f32, D>>(
     f: Mat<D, T>,
     values: usize,
     maps: &[Vec<f32>],
@@ -78,7 +78,7 @@ pub(super) fn residual_mean_square<D: HostDevice, T: Tape<f32, D>>(
 
 /// A scalar term of the parameters alone: `value`, whose gradient `backward`
 /// adds (times the upstream gradient it is given) into the parameters'.
-fn parameter_term<D: HostDevice, T: Tape<f32, D>>(
+fn parameter_term<D: KernelDevice, T: Tape<f32, D>>(
     device: &D,
     value: f32,
     backward: impl 'static + FnOnce(f32, &mut GradSink<'_, D>) -> Result<(), D::Err>,
@@ -95,7 +95,7 @@ fn parameter_term<D: HostDevice, T: Tape<f32, D>>(
 }
 
 /// `weight` · Σ c‖θ‖² over the parameters θ with coefficients c.
-pub(super) fn weighted_square_norm<D: HostDevice, T: Tape<f32, D>>(
+pub(super) fn weighted_square_norm<D: KernelDevice, T: Tape<f32, D>>(
     device: &D,
     params: &[(&Param<D>, f64)],
     weight: f32,
@@ -122,7 +122,7 @@ pub(super) fn weighted_square_norm<D: HostDevice, T: Tape<f32, D>>(
 /// `weight` times the chamfer distance from the rows {wᵢ ρ} of `w` (`out` ×
 /// `inp`) moved by each ρ in `elements` to the rows {wⱼ}: the mean over ρ and
 /// i of minⱼ ‖wᵢρ − wⱼ‖².
-pub(super) fn weight_orbit<D: HostDevice, T: Tape<f32, D>>(
+pub(super) fn weight_orbit<D: KernelDevice, T: Tape<f32, D>>(
     device: &D,
     w: &Param<D>,
     (out, inp): (usize, usize),
