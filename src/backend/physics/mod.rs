@@ -43,6 +43,8 @@ mod hnn;
 mod linalg;
 mod lnn;
 mod mlp;
+#[cfg(any(test, feature = "cuda"))]
+pub(crate) mod taped;
 
 pub(crate) use compiled::CompiledHead;
 pub use hnn::Bracket;

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Deterministic pseudo-random values in [−1, 1).
-fn values(n: usize, seed: u32) -> Vec<f32> {
+pub(super) fn values(n: usize, seed: u32) -> Vec<f32> {
     let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
     (0..n)
         .map(|_| {
@@ -16,7 +16,7 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
 }
 
 /// Asserts `analytic ≈ numeric` up to `tol` relative to the largest entry.
-fn assert_close(analytic: &[f32], numeric: &[f64], tol: f64, what: &str) {
+pub(super) fn assert_close(analytic: &[f32], numeric: &[f64], tol: f64, what: &str) {
     let scale = numeric.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-3);
     for (i, (a, n)) in analytic.iter().zip(numeric).enumerate() {
         assert!(
@@ -32,7 +32,7 @@ fn net(head: Head, n: usize, act: Activation, seed: u64) -> DynamicsNet {
 
 /// Richardson extrapolation of a central difference of step h and h/2: its
 /// error is O(h⁴), which the strongly curved Lagrangian losses need.
-fn richardson(fd: impl Fn(f64) -> f64, h: f64) -> f64 {
+pub(super) fn richardson(fd: impl Fn(f64) -> f64, h: f64) -> f64 {
     (4.0 * fd(h / 2.0) - fd(h)) / 3.0
 }
 
