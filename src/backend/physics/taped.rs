@@ -28,6 +28,15 @@ use crate::backend::{BackendError, Batch, LossBreakdown, NamedTensor};
 use crate::plan::{Activation, ModelGraph};
 use dfdx::prelude::*;
 
+/// A scalar tensor carrying the tape `T`.
+type Scalar<D, T> = Tensor<(), f32, D, T>;
+
+/// A head's objective as a tensor, and its terms as numbers.
+type Taped<D, T> = (Scalar<D, T>, Objective);
+
+/// σ(z) and σ′(z).
+type ValueAndSlope<D, T> = (Mat<D, T>, Mat<D, T>);
+
 /// A head graph whose passes are dfdx operations on device `D`.
 pub(crate) struct TapedHead<D: Device<f32>> {
     /// The graph read, with the master copy of the parameters.
@@ -209,10 +218,7 @@ impl<D: Device<f32>> TapedHead<D> {
 
     /// The head's objective at `batch` as a tensor carrying the tape `T`,
     /// and its terms as numbers.
-    fn objective<T: Tape<f32, D>>(
-        &self,
-        batch: &Batch<'_>,
-    ) -> Result<(Tensor<(), f32, D, T>, Objective), BackendError> {
+    fn objective<T: Tape<f32, D>>(&self, batch: &Batch<'_>) -> Result<Taped<D, T>, BackendError> {
         self.graph.check_rows(batch.x, batch.rows)?;
         let found = batch.y.len();
         if found != batch.x.len() {
@@ -231,7 +237,7 @@ impl<D: Device<f32>> TapedHead<D> {
         &self,
         x: Mat<D, NoneTape>,
         y: Mat<D, NoneTape>,
-    ) -> Result<(Tensor<(), f32, D, T>, Objective), D::Err> {
+    ) -> Result<Taped<D, T>, D::Err> {
         let (field, penalties) = match &self.field {
             Field::Hamiltonian {
                 symplectic,
@@ -258,8 +264,8 @@ impl<D: Device<f32>> TapedHead<D> {
         };
         let mse = field.try_sub(y)?.try_square()?.try_mean::<(), _>()?;
         let objective = Objective {
-            mse: value(&mse),
-            brackets: penalties.iter().map(value).collect(),
+            mse: scalar(&mse),
+            brackets: penalties.iter().map(scalar).collect(),
         };
         let total = penalties.into_iter().try_fold(mse, |t, p| t.try_add(p))?;
         Ok((total, objective))
@@ -324,7 +330,7 @@ impl<D: Device<f32>> TapedHead<D> {
 }
 
 /// The value of a scalar tensor.
-fn value<D: Device<f32>, T>(t: &Tensor<(), f32, D, T>) -> f64 {
+fn scalar<D: Device<f32>, T>(t: &Scalar<D, T>) -> f64 {
     let mut v = [0.0];
     t.copy_into(&mut v);
     f64::from(v[0])
@@ -363,7 +369,7 @@ fn activate<D: Device<f32>, T: Tape<f32, D>>(
 fn value_and_slope<D: Device<f32>, T: Tape<f32, D>>(
     act: Activation,
     z: Mat<D, T>,
-) -> Result<(Mat<D, T>, Mat<D, T>), D::Err> {
+) -> Result<ValueAndSlope<D, T>, D::Err> {
     match act {
         // σ′ = 1 − σ²
         Activation::Tanh => {
@@ -554,8 +560,7 @@ mod tests {
                         taped.upload();
                         objective(&taped, &batch)
                     };
-                    let mut diff = |h: f64| (at(p + h as f32) - at(p - h as f32)) / (2.0 * h);
-                    let d = (4.0 * diff(5e-3) - diff(1e-2)) / 3.0;
+                    let d = richardson(|h| (at(p + h as f32) - at(p - h as f32)) / (2.0 * h), 1e-2);
                     at(p);
                     d
                 })
