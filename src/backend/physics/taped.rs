@@ -32,7 +32,7 @@ use dfdx::prelude::*;
 type Scalar<D, T> = Tensor<(), f32, D, T>;
 
 /// A head's objective as a tensor, and its terms as numbers.
-type Taped<D, T> = (Scalar<D, T>, Objective);
+type TapedObjective<D, T> = (Scalar<D, T>, Objective);
 
 /// σ(z) and σ′(z).
 type ValueAndSlope<D, T> = (Mat<D, T>, Mat<D, T>);
@@ -218,7 +218,10 @@ impl<D: Device<f32>> TapedHead<D> {
 
     /// The head's objective at `batch` as a tensor carrying the tape `T`,
     /// and its terms as numbers.
-    fn objective<T: Tape<f32, D>>(&self, batch: &Batch<'_>) -> Result<Taped<D, T>, BackendError> {
+    fn objective<T: Tape<f32, D>>(
+        &self,
+        batch: &Batch<'_>,
+    ) -> Result<TapedObjective<D, T>, BackendError> {
         self.graph.check_rows(batch.x, batch.rows)?;
         let found = batch.y.len();
         if found != batch.x.len() {
@@ -237,7 +240,7 @@ impl<D: Device<f32>> TapedHead<D> {
         &self,
         x: Mat<D, NoneTape>,
         y: Mat<D, NoneTape>,
-    ) -> Result<Taped<D, T>, D::Err> {
+    ) -> Result<TapedObjective<D, T>, D::Err> {
         let (field, penalties) = match &self.field {
             Field::Hamiltonian {
                 symplectic,
