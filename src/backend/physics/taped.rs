@@ -236,6 +236,7 @@ impl<D: Device<f32>> TapedHead<D> {
         self.terms(x, y).map_err(BackendError::device)
     }
 
+    /// The objective at the states `x` against the targets `y`.
     fn terms<T: Tape<f32, D>>(
         &self,
         x: Mat<D, NoneTape>,
@@ -247,7 +248,9 @@ impl<D: Device<f32>> TapedHead<D> {
                 brackets,
             } => {
                 let grad_h = self.input_gradient(x.retaped::<T>())?;
-                // (∇H·Gx)² averaged over the states, for each generator G.
+                // (∇H·Gx)² averaged over the states, for each generator G. The
+                // penalties read aliases of ∇H; its own tape, holding the whole
+                // network, goes on with the field and so always reaches the loss.
                 let penalties = brackets
                     .iter()
                     .map(|(weight, gt)| {
