@@ -1,6 +1,10 @@
 //! A compiled graph whose whole model is one Hamiltonian or Lagrangian node:
 //! the head runs its own hand-derived forward and backward passes, and the
 //! backend's AdamW steps its parameters.
+//!
+//! [`HeadGraph`] is what any executor of such a graph shares: reading the
+//! graph, the parameter names and layout, the loss terms, and the AdamW step
+//! on the host copy of the parameters.
 
 use super::{Bracket, DynamicsNet, Init, Objective};
 use crate::backend::adam::AdamW;
@@ -9,23 +13,23 @@ use crate::group::matrix_from_rows;
 use crate::plan::{LossKind, ModelGraph, Op};
 use std::ops::Range;
 
-/// A head with the loss terms of its graph.
+/// A head read from its graph, with the graph's loss terms. The network's
+/// parameter vector is the master copy of the weights.
 #[derive(Debug)]
-pub(crate) struct CompiledHead {
-    node: usize,
-    net: DynamicsNet,
+pub(super) struct HeadGraph {
+    pub(super) node: usize,
+    pub(super) net: DynamicsNet,
     /// Weight of the field MSE; the brackets' weights are stored divided by
     /// it, so that the head's objective times it is the graph's.
-    mse_weight: f64,
+    pub(super) mse_weight: f64,
     /// Each graph loss term's name and the brackets it owns (none for `mse`).
-    terms: Vec<(&'static str, Range<usize>)>,
-    grad: Vec<f32>,
+    pub(super) terms: Vec<(&'static str, Range<usize>)>,
 }
 
-impl CompiledHead {
+impl HeadGraph {
     /// The head of `graph` when the graph is an input followed by one
     /// Hamiltonian or Lagrangian node that is its output; `None` otherwise.
-    pub(crate) fn from_graph(graph: &ModelGraph, seed: u64) -> Result<Option<Self>, BackendError> {
+    pub(super) fn read(graph: &ModelGraph, seed: u64) -> Result<Option<Self>, BackendError> {
         let [input, node] = graph.nodes.as_slice() else {
             return Ok(None);
         };
@@ -94,21 +98,20 @@ impl CompiledHead {
                 found: count,
             });
         }
-        Ok(Some(CompiledHead {
+        Ok(Some(HeadGraph {
             node: node.id,
             net,
             mse_weight,
             terms,
-            grad: vec![0.0; count],
         }))
     }
 
-    pub(crate) fn parameter_count(&self) -> usize {
+    pub(super) fn parameter_count(&self) -> usize {
         self.net.parameters().len()
     }
 
     /// Lengths of the parameter tensors, in [`Self::named_parameters`] order.
-    pub(crate) fn tensor_lengths(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(super) fn tensor_lengths(&self) -> impl Iterator<Item = usize> + '_ {
         self.tensors().map(|(_, _, range)| range.len())
     }
 
@@ -125,13 +128,8 @@ impl CompiledHead {
         })
     }
 
-    /// The predicted time derivative at `rows` states.
-    pub(crate) fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, BackendError> {
-        self.check_rows(x, rows)?;
-        Ok(self.net.field(x)?)
-    }
-
-    fn check_rows(&self, x: &[f32], rows: usize) -> Result<(), BackendError> {
+    /// Checks that `x` holds `rows` states.
+    pub(super) fn check_rows(&self, x: &[f32], rows: usize) -> Result<(), BackendError> {
         let d = self.net.state_dim();
         if rows == 0 || x.len() != rows * d {
             return Err(BackendError::ShapeMismatch {
@@ -144,7 +142,7 @@ impl CompiledHead {
     }
 
     /// The graph's loss terms, weighted, from the head's objective.
-    fn breakdown(&self, objective: &Objective) -> LossBreakdown {
+    pub(super) fn breakdown(&self, objective: &Objective) -> LossBreakdown {
         let terms: Vec<(String, f64)> = self
             .terms
             .iter()
@@ -163,23 +161,18 @@ impl CompiledHead {
         }
     }
 
-    pub(crate) fn evaluate(&self, batch: &Batch<'_>) -> Result<LossBreakdown, BackendError> {
-        self.check_rows(batch.x, batch.rows)?;
-        Ok(self.breakdown(&self.net.objective(batch.x, batch.y)?))
-    }
-
-    /// One AdamW step; the losses returned are those before it. A non-finite
+    /// One AdamW step on the parameters from `grad`, the gradient of the
+    /// head's `objective` (laid out like the parameters; scaled here to the
+    /// graph's weighting). Returns the losses of `objective`. A non-finite
     /// loss or gradient is an error and leaves the parameters unchanged.
-    pub(crate) fn train_step(
+    pub(super) fn step(
         &mut self,
-        batch: &Batch<'_>,
+        objective: &Objective,
+        grad: &mut [f32],
         lr: f64,
         adam: &mut AdamW,
     ) -> Result<LossBreakdown, BackendError> {
-        self.check_rows(batch.x, batch.rows)?;
-        self.grad.fill(0.0);
-        let objective = self.net.loss_and_grad(batch.x, batch.y, &mut self.grad)?;
-        let breakdown = self.breakdown(&objective);
+        let breakdown = self.breakdown(objective);
         if !breakdown.total.is_finite() {
             return Err(BackendError::NonFinite {
                 what: "loss".into(),
@@ -188,23 +181,23 @@ impl CompiledHead {
         let tensors: Vec<(String, Vec<usize>, Range<usize>)> = self.tensors().collect();
         if let Some((name, ..)) = tensors
             .iter()
-            .find(|(.., r)| !self.grad[r.clone()].iter().all(|g| g.is_finite()))
+            .find(|(.., r)| !grad[r.clone()].iter().all(|g| g.is_finite()))
         {
             return Err(BackendError::NonFinite {
                 what: format!("gradient of `{name}`"),
             });
         }
         let scale = self.mse_weight as f32;
-        self.grad.iter_mut().for_each(|g| *g *= scale);
+        grad.iter_mut().for_each(|g| *g *= scale);
         adam.begin_step();
         let params = self.net.parameters_mut();
         for (i, (.., range)) in tensors.into_iter().enumerate() {
-            adam.update(i, &mut params[range.clone()], &self.grad[range], lr);
+            adam.update(i, &mut params[range.clone()], &grad[range], lr);
         }
         Ok(breakdown)
     }
 
-    pub(crate) fn named_parameters(&self) -> Vec<NamedTensor> {
+    pub(super) fn named_parameters(&self) -> Vec<NamedTensor> {
         let params = self.net.parameters();
         self.tensors()
             .map(|(name, shape, range)| NamedTensor {
@@ -217,7 +210,7 @@ impl CompiledHead {
 
     /// Replaces all parameters; `tensors` must name each exactly once with its
     /// shape. On error nothing is changed.
-    pub(crate) fn load_parameters(&mut self, tensors: &[NamedTensor]) -> Result<(), BackendError> {
+    pub(super) fn load_parameters(&mut self, tensors: &[NamedTensor]) -> Result<(), BackendError> {
         let mine: Vec<(String, Vec<usize>, Range<usize>)> = self.tensors().collect();
         let mut staged = self.net.parameters().to_vec();
         let mut seen = vec![false; mine.len()];
@@ -251,6 +244,71 @@ impl CompiledHead {
         }
         self.net.parameters_mut().copy_from_slice(&staged);
         Ok(())
+    }
+}
+
+/// A head graph run by the head's hand-derived passes on the host.
+#[derive(Debug)]
+pub(crate) struct CompiledHead {
+    graph: HeadGraph,
+    grad: Vec<f32>,
+}
+
+impl CompiledHead {
+    /// The head of `graph` (see [`HeadGraph::read`]); `None` for any other graph.
+    pub(crate) fn from_graph(graph: &ModelGraph, seed: u64) -> Result<Option<Self>, BackendError> {
+        Ok(HeadGraph::read(graph, seed)?.map(|graph| CompiledHead {
+            grad: vec![0.0; graph.parameter_count()],
+            graph,
+        }))
+    }
+
+    pub(crate) fn parameter_count(&self) -> usize {
+        self.graph.parameter_count()
+    }
+
+    /// Lengths of the parameter tensors, in [`Self::named_parameters`] order.
+    pub(crate) fn tensor_lengths(&self) -> impl Iterator<Item = usize> + '_ {
+        self.graph.tensor_lengths()
+    }
+
+    /// The predicted time derivative at `rows` states.
+    pub(crate) fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, BackendError> {
+        self.graph.check_rows(x, rows)?;
+        Ok(self.graph.net.field(x)?)
+    }
+
+    pub(crate) fn evaluate(&self, batch: &Batch<'_>) -> Result<LossBreakdown, BackendError> {
+        self.graph.check_rows(batch.x, batch.rows)?;
+        let objective = self.graph.net.objective(batch.x, batch.y)?;
+        Ok(self.graph.breakdown(&objective))
+    }
+
+    /// One AdamW step; the losses returned are those before it. A non-finite
+    /// loss or gradient is an error and leaves the parameters unchanged.
+    pub(crate) fn train_step(
+        &mut self,
+        batch: &Batch<'_>,
+        lr: f64,
+        adam: &mut AdamW,
+    ) -> Result<LossBreakdown, BackendError> {
+        self.graph.check_rows(batch.x, batch.rows)?;
+        self.grad.fill(0.0);
+        let objective = self
+            .graph
+            .net
+            .loss_and_grad(batch.x, batch.y, &mut self.grad)?;
+        self.graph.step(&objective, &mut self.grad, lr, adam)
+    }
+
+    pub(crate) fn named_parameters(&self) -> Vec<NamedTensor> {
+        self.graph.named_parameters()
+    }
+
+    /// Replaces all parameters; `tensors` must name each exactly once with its
+    /// shape. On error nothing is changed.
+    pub(crate) fn load_parameters(&mut self, tensors: &[NamedTensor]) -> Result<(), BackendError> {
+        self.graph.load_parameters(tensors)
     }
 }
 

@@ -30,6 +30,11 @@
 //! # Ok::<(), symc::backend::physics::PhysicsError>(())
 //! ```
 //!
+//! On a device whose buffers these host passes cannot reach (a GPU), the
+//! Hamiltonian and direct heads are written as dfdx tensor operations instead
+//! (`taped`), with ∂H/∂x as an explicit expression that the first-order tape
+//! differentiates; its tests check it against the hand-derived passes.
+//!
 //! Inside a compiled model ([`crate::backend::Model`]) a graph made of one
 //! `Hamiltonian` or `Lagrangian` node runs on these heads. Its parameters are
 //! named `n{node}.weight.{l}` (`[out, in]`) and `n{node}.bias.{l}` (`[out]`)
@@ -43,6 +48,8 @@ mod hnn;
 mod linalg;
 mod lnn;
 mod mlp;
+#[cfg(any(test, feature = "cuda"))]
+pub(crate) mod taped;
 
 pub(crate) use compiled::CompiledHead;
 pub use hnn::Bracket;
