@@ -425,7 +425,6 @@ mod tests {
     use super::super::{Bracket, DynamicsNet, Init};
     use super::*;
     use crate::backend::Model;
-    use std::time::Instant;
 
     const ACTS: [Activation; 5] = [
         Activation::Tanh,
@@ -657,44 +656,5 @@ mod tests {
             TapedHead::from_graph(&graph, Cpu::default(), 0),
             Err(BackendError::Unsupported { .. })
         ));
-    }
-
-    /// Step time of both heads at the size of `specs/mass_spring_hnn.sym`
-    /// (2 → 200 → 200 → 1, 750 training states): `cargo test --release --lib
-    /// backend::physics::taped -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "a timing, not a check"]
-    fn step_time_against_the_compiled_head() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/specs/mass_spring_hnn.sym");
-        let graph = compiled(&std::fs::read_to_string(path).unwrap());
-        let (x, y) = (values(2 * 750, 1), values(2 * 750, 2));
-        let batch = Batch {
-            x: &x,
-            y: &y,
-            rows: 750,
-        };
-        let steps = 50;
-        let per_step = |mut step: Box<dyn FnMut()>| {
-            step();
-            let start = Instant::now();
-            (0..steps).for_each(|_| step());
-            start.elapsed().as_secs_f64() * 1e3 / steps as f64
-        };
-        let mut model = Model::new(&graph, 0).unwrap();
-        let compiled = per_step(Box::new(move || {
-            model.train_step(&batch, 1e-3).unwrap();
-        }));
-        let mut taped = TapedHead::from_graph(&graph, Cpu::default(), 0)
-            .unwrap()
-            .unwrap();
-        let mut adam = AdamW::new(taped.tensor_lengths(), 0.0);
-        let tensor_ops = per_step(Box::new(move || {
-            taped.train_step(&batch, 1e-3, &mut adam).unwrap();
-        }));
-        println!(
-            "HNN step, 750 states, {} threads: compiled head {compiled:.2} ms, taped head on Cpu {tensor_ops:.2} ms ({:.2}x)",
-            rayon::current_num_threads(),
-            tensor_ops / compiled
-        );
     }
 }
