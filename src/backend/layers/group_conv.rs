@@ -19,7 +19,7 @@
 //! each followed by a bias per channel (shared by the channel's group
 //! elements) and ReLU.
 //!
-//! Output. `Op::Conv`, and `Op::GroupConv` with `invariant`, average the last
+//! Output. `Op::Conv`, and `Op::GroupConv` with `invariant`, take the maximum of the last
 //! map over pixels and group elements: one value per channel, invariant to the
 //! group's rotations of a square image. Without `invariant` the output is the
 //! last feature map itself, `height · width · channels · |G|` values per row in
@@ -297,10 +297,11 @@ impl<D: KernelDevice> ConvNet<D> {
             map = out;
         }
         let width = self.out_width();
-        let result = if self.pooled {
+        let map_len = map.len();
+        let (result, argmax) = if self.pooled {
             pool(&map, rows, width, self.order)
         } else {
-            map
+            (map, Vec::new())
         };
         let handles: Vec<_> = self
             .layers
@@ -316,7 +317,7 @@ impl<D: KernelDevice> ConvNet<D> {
         let (order, pooled) = (self.order, self.pooled);
         custom_op(x, result, width, move |grad_out, grads, input| {
             let mut grad = if pooled {
-                unpool(&grad_out, rows, width, order, pixels)
+                unpool(&grad_out, &argmax, map_len)
             } else {
                 grad_out
             };
@@ -489,36 +490,33 @@ fn gather_map(
     gather
 }
 
-/// Means over pixels and group elements: `rows × channels`.
-fn pool(map: &[f32], rows: usize, channels: usize, order: usize) -> Vec<f32> {
+/// Maxima over pixels and group elements, `rows × channels`, with the index in
+/// `map` of each maximum (the first one on ties).
+fn pool(map: &[f32], rows: usize, channels: usize, order: usize) -> (Vec<f32>, Vec<usize>) {
     let per_image = map.len() / rows;
-    let count = (per_image / channels) as f32;
-    let mut out = vec![0.0; rows * channels];
-    for (o, image) in out
-        .chunks_exact_mut(channels)
-        .zip(map.chunks_exact(per_image))
-    {
-        for pixel in image.chunks_exact(channels * order) {
-            for (acc, g) in o.iter_mut().zip(pixel.chunks_exact(order)) {
-                *acc += g.iter().sum::<f32>();
+    let mut out = vec![f32::NEG_INFINITY; rows * channels];
+    let mut at = vec![0; rows * channels];
+    for (r, image) in map.chunks_exact(per_image).enumerate() {
+        let (o, a) = (
+            &mut out[r * channels..(r + 1) * channels],
+            &mut at[r * channels..(r + 1) * channels],
+        );
+        for (i, &v) in image.iter().enumerate() {
+            let c = i / order % channels;
+            if v > o[c] {
+                o[c] = v;
+                a[c] = r * per_image + i;
             }
         }
-        o.iter_mut().for_each(|v| *v /= count);
     }
-    out
+    (out, at)
 }
 
-/// The adjoint of [`pool`].
-fn unpool(grad: &[f32], rows: usize, channels: usize, order: usize, pixels: usize) -> Vec<f32> {
-    let count = (pixels * order) as f32;
-    let mut out = Vec::with_capacity(rows * pixels * channels * order);
-    for g in grad.chunks_exact(channels) {
-        for _ in 0..pixels {
-            out.extend(
-                g.iter()
-                    .flat_map(|v| std::iter::repeat(v / count).take(order)),
-            );
-        }
+/// The adjoint of [`pool`]: each gradient goes to the entry that was the maximum.
+fn unpool(grad: &[f32], at: &[usize], len: usize) -> Vec<f32> {
+    let mut out = vec![0.0; len];
+    for (&g, &i) in grad.iter().zip(at) {
+        out[i] += g;
     }
     out
 }
