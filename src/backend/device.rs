@@ -76,12 +76,23 @@ impl DeviceKind {
 /// The dfdx device of GPU `ordinal`, its random stream seeded with `seed`.
 #[cfg(feature = "cuda")]
 pub(crate) fn open_cuda(ordinal: usize, seed: u64) -> Result<dfdx::tensor::Cuda, BackendError> {
-    dfdx::tensor::Cuda::try_build(ordinal, seed).map_err(|e| BackendError::DeviceUnavailable {
-        device: DeviceKind::Cuda(ordinal),
-        reason: format!(
-            "the driver cannot open it ({e}); is the NVIDIA driver installed and the GPU visible? \
-             (see docs/cuda.md)"
-        ),
+    use cudarc::driver::DriverError;
+    use dfdx::tensor::CudaError;
+    dfdx::tensor::Cuda::try_build(ordinal, seed).map_err(|e| {
+        // A driver error's `Debug` asks the driver for its description and
+        // panics when that fails too, as it does with no usable driver; the
+        // code's name alone is enough.
+        let cause = match e {
+            CudaError::Driver(DriverError(code)) => format!("{code:?}"),
+            other => format!("{other:?}"),
+        };
+        BackendError::DeviceUnavailable {
+            device: DeviceKind::Cuda(ordinal),
+            reason: format!(
+                "the driver cannot open it ({cause}); is the NVIDIA driver installed and the GPU \
+                 visible? (see docs/cuda.md)"
+            ),
+        }
     })
 }
 

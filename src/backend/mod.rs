@@ -95,13 +95,29 @@ pub struct Model {
 enum Net {
     /// A Hamiltonian or Lagrangian head with its own backward pass, on the
     /// CPU; it owns its loss terms.
-    Head(CompiledHead),
+    Head(Box<CompiledHead>),
     // A taped physics head for the GPU joins here, as `CudaHead(TapedHead<Cuda>)`,
     // with its arm in `on_net!` and in `Model::new_on`.
     Cpu(Layered<Cpu>),
     #[cfg(feature = "cuda")]
-    Cuda(Layered<dfdx::tensor::Cuda>),
+    Cuda(OnCuda),
 }
+
+/// The layers on a GPU, movable between threads like those on the CPU (a
+/// [`Model`] lives in errors that must be `Send + Sync`).
+#[cfg(feature = "cuda")]
+struct OnCuda(Layered<dfdx::tensor::Cuda>);
+
+// SAFETY: the one part of dfdx's `Cuda` that is neither `Send` nor `Sync` is
+// its second stream, a cudarc `CudaStream`: a CUDA stream handle and an
+// `Arc<CudaDevice>`. cudarc declares `CudaDevice`, which holds its default
+// stream as the same kind of handle, `Send` and `Sync`, since the driver API
+// may be called from any thread and binds the device's context on each call;
+// a second stream of that device is shared on the same terms.
+#[cfg(feature = "cuda")]
+unsafe impl Send for OnCuda {}
+#[cfg(feature = "cuda")]
+unsafe impl Sync for OnCuda {}
 
 /// `$body` with `$net` bound to the runner inside `$model_net`, whatever its variant.
 macro_rules! on_net {
@@ -110,7 +126,7 @@ macro_rules! on_net {
             Net::Head($net) => $body,
             Net::Cpu($net) => $body,
             #[cfg(feature = "cuda")]
-            Net::Cuda($net) => $body,
+            Net::Cuda(OnCuda($net)) => $body,
         }
     };
 }
@@ -195,7 +211,7 @@ impl Model {
             check_portable(graph, seed)?;
         }
         let net = match CompiledHead::from_graph(graph, seed)? {
-            Some(head) => Net::Head(head),
+            Some(head) => Net::Head(Box::new(head)),
             None => match device {
                 DeviceKind::Cpu => Net::Cpu(Layered::new(graph, Cpu::seed_from_u64(seed), seed)?),
                 DeviceKind::Cuda(ordinal) => cuda_net(graph, seed, ordinal)?,
@@ -253,7 +269,7 @@ impl Model {
 #[cfg(feature = "cuda")]
 fn cuda_net(graph: &ModelGraph, seed: u64, ordinal: usize) -> Result<Net, BackendError> {
     let device = device::open_cuda(ordinal, seed)?;
-    Ok(Net::Cuda(Layered::new(graph, device, seed)?))
+    Ok(Net::Cuda(OnCuda(Layered::new(graph, device, seed)?)))
 }
 
 /// Without the `cuda` feature: the error that says how to build with it.
