@@ -76,23 +76,30 @@ impl DeviceKind {
 /// The dfdx device of GPU `ordinal`, its random stream seeded with `seed`.
 #[cfg(feature = "cuda")]
 pub(crate) fn open_cuda(ordinal: usize, seed: u64) -> Result<dfdx::tensor::Cuda, BackendError> {
-    use cudarc::driver::DriverError;
+    use cudarc::driver::{result, DriverError};
     use dfdx::tensor::CudaError;
-    dfdx::tensor::Cuda::try_build(ordinal, seed).map_err(|e| {
-        // A driver error's `Debug` asks the driver for its description and
-        // panics when that fails too, as it does with no usable driver; the
-        // code's name alone is enough.
-        let cause = match e {
-            CudaError::Driver(DriverError(code)) => format!("{code:?}"),
-            other => format!("{other:?}"),
-        };
-        BackendError::DeviceUnavailable {
-            device: DeviceKind::Cuda(ordinal),
-            reason: format!(
-                "the driver cannot open it ({cause}); is the NVIDIA driver installed and the GPU \
-                 visible? (see docs/cuda.md)"
-            ),
-        }
+    let unavailable = |reason: String| BackendError::DeviceUnavailable {
+        device: DeviceKind::Cuda(ordinal),
+        reason,
+    };
+    // A driver error's `Debug` asks the driver for its description and panics
+    // when that fails too, as it does with no usable driver: name the code only.
+    let driver = |DriverError(code)| {
+        unavailable(format!(
+            "the driver cannot open it ({code:?}); is the NVIDIA driver installed and the GPU \
+             visible? (see docs/cuda.md)"
+        ))
+    };
+    // cudarc 0.9 panics where the driver does not start or the ordinal names
+    // no GPU, so both are asked first.
+    result::init().map_err(driver)?;
+    let count = result::device::get_count().map_err(driver)?;
+    if ordinal >= usize::try_from(count).unwrap_or(0) {
+        return Err(unavailable(format!("the driver sees {count} GPU(s)")));
+    }
+    dfdx::tensor::Cuda::try_build(ordinal, seed).map_err(|e| match e {
+        CudaError::Driver(e) => driver(e),
+        other => unavailable(format!("{other:?}")),
     })
 }
 
