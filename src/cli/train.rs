@@ -277,6 +277,48 @@ impl Progress for Reporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn device_of(args: &[&str]) -> Result<DeviceKind, clap::Error> {
+        let cli = Cli::try_parse_from(["symc", "train", "spec.sym"].iter().chain(args))?;
+        match cli.command {
+            Command::Train(args) => Ok(args.device),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn device_flag_takes_cpu_cuda_and_cuda_n() {
+        assert_eq!(device_of(&[]).unwrap(), DeviceKind::Cpu);
+        assert_eq!(
+            device_of(&["--device", "cuda"]).unwrap(),
+            DeviceKind::Cuda(0)
+        );
+        assert_eq!(
+            device_of(&["--device", "cuda:3"]).unwrap(),
+            DeviceKind::Cuda(3)
+        );
+        let err = device_of(&["--device", "gpu"]).unwrap_err().to_string();
+        assert!(err.contains("unknown device `gpu`"), "{err}");
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn without_the_feature_cuda_fails_before_the_spec_is_read() {
+        let args = TrainArgs {
+            spec: "no/such/spec.sym".into(),
+            out: None,
+            seed: None,
+            steps: None,
+            model: None,
+            device: DeviceKind::Cuda(0),
+        };
+        let Err(CliError::Other(err)) = run(args) else {
+            panic!("expected an error about the device");
+        };
+        assert!(err.to_string().contains("--features cuda"), "{err}");
+    }
 
     #[test]
     fn civil_dates_match_the_calendar() {
