@@ -2,14 +2,14 @@
 # On a GPU machine: checks the CUDA bundle's toolchain with its cuda-probe, then trains bundled specs briefly
 # on `cuda` and on `cpu` with the same seed and prints for each the final training MSE of both devices, their
 # steps per second and the speed-up. Fails if a run fails or the two losses differ by more than the relative
-# tolerance. Three runs per spec of at most SYMC_GPU_CHECK_TIMEOUT seconds each keep two specs under 5 minutes.
+# tolerance. Three runs per spec of at most SYMC_GPU_CHECK_TIMEOUT seconds each keep three specs under 5 minutes.
 #
 # Usage: scripts/gpu-check.sh [BUNDLE]   (default target/cuda-bundle, written by scripts/build-cuda.sh)
 # Environment (all optional):
-#   SYMC_GPU_CHECK_RUNS     "SPEC:STEPS ..." (default "specs/mass_spring.sym:500 specs/o5_synthetic.sym:50",
-#                           an HNN and an EMLP)
+#   SYMC_GPU_CHECK_RUNS     "SPEC:STEPS ..." (default "specs/o5_mlp.sym:200 specs/o5_emlp.sym:50
+#                           specs/mass_spring_hnn.sym:500": an MLP, an EMLP and an HNN)
 #   SYMC_GPU_CHECK_RTOL     relative tolerance between the devices' final train_mse (default 0.01)
-#   SYMC_GPU_CHECK_TIMEOUT  seconds allowed for one training run (default 45)
+#   SYMC_GPU_CHECK_TIMEOUT  seconds allowed for one training run (default 30)
 #   SYMC_GPU_CHECK_SEED     training seed (default 0)
 #   SYMC_GPU_CHECK_OUT      folder for the runs' output (default: a fresh temporary folder)
 # The bundle's launcher finds the CUDA libraries itself: see SYMC_CUDA_LIB_DIRS and SYMC_CUDA_PYTHON in
@@ -23,9 +23,9 @@ die() {
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bundle="${1:-$repo/target/cuda-bundle}"
-read -ra runs <<<"${SYMC_GPU_CHECK_RUNS:-specs/mass_spring.sym:500 specs/o5_synthetic.sym:50}"
+read -ra runs <<<"${SYMC_GPU_CHECK_RUNS:-specs/o5_mlp.sym:200 specs/o5_emlp.sym:50 specs/mass_spring_hnn.sym:500}"
 rtol="${SYMC_GPU_CHECK_RTOL:-0.01}"
-limit="${SYMC_GPU_CHECK_TIMEOUT:-45}"
+limit="${SYMC_GPU_CHECK_TIMEOUT:-30}"
 seed="${SYMC_GPU_CHECK_SEED:-0}"
 out="${SYMC_GPU_CHECK_OUT:-$(mktemp -d /tmp/symc-gpu-check.XXXXXX)}"
 symc="$bundle/symc"

@@ -1,5 +1,6 @@
 //! The backend's error type.
 
+use super::DeviceKind;
 use std::fmt::Debug;
 
 /// Why a graph could not be compiled or a step could not run.
@@ -43,6 +44,18 @@ pub enum BackendError {
     /// The tensor device failed (e.g. out of memory).
     #[error("device error: {0}")]
     Device(String),
+    /// A device name other than `cpu`, `cuda` and `cuda:N`.
+    #[error("unknown device `{0}`: expected `cpu`, `cuda` or `cuda:N`")]
+    UnknownDevice(String),
+    /// The device cannot be used by this build or on this machine.
+    #[error("device `{device}` is unavailable: {reason}")]
+    DeviceUnavailable { device: DeviceKind, reason: String },
+    /// Part of the graph has only host kernels, so it cannot run on a GPU.
+    #[error("{what} runs on the CPU only; use --device cpu")]
+    HostOnly {
+        /// The node or loss term, e.g. "node 3 (`group_conv`)".
+        what: String,
+    },
 }
 
 impl BackendError {

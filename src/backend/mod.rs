@@ -13,6 +13,11 @@
 //! channel count costs; the full weight matrix is never formed. `Gated` and
 //! `NormNonlinearity` are EMLP's equivariant nonlinearities.
 //!
+//! A model runs on the CPU or, in a build with the `cuda` feature, on an
+//! NVIDIA GPU ([`DeviceKind`]). On a GPU each layer runs as a composition of
+//! dfdx's own operations instead of the fused host kernels (the tests check
+//! both against each other on the CPU); AdamW stays on the host.
+//!
 //! A graph that is one `Hamiltonian` or `Lagrangian` node runs on the
 //! [`physics`] heads instead, whose hand-derived derivatives replace the tape.
 //!
@@ -56,6 +61,7 @@
 //! ```
 
 mod adam;
+mod device;
 mod error;
 pub mod kernels;
 mod layers;
@@ -65,32 +71,64 @@ pub mod physics;
 mod regularizers;
 
 pub(crate) use adam::AdamW;
+pub use device::DeviceKind;
 pub use error::BackendError;
 
 use crate::plan::{ModelGraph, Task};
 use dfdx::prelude::*;
-use kernels::tape::{host, Mat};
+use kernels::tape::{gradient, host, KernelDevice, Mat};
 use layers::Network;
 use loss::{Loss, Scalar};
 use physics::CompiledHead;
 use regularizers::Regularizer;
 
-/// A compiled model: its parameters on a dfdx CPU device, its AdamW state and
-/// its layers.
+/// A compiled model: its parameters on a device, its AdamW state and its
+/// layers.
 pub struct Model {
     net: Net,
-    losses: Vec<Loss>,
-    regularizers: Vec<Regularizer>,
     adam: AdamW,
+    device: DeviceKind,
 }
 
-/// What runs a graph.
+/// What runs a graph, on which device. Every variant has the same methods,
+/// which [`on_net!`] calls.
 enum Net {
-    /// Layers on dfdx's tape.
-    Layers(Network<Cpu>),
-    /// A Hamiltonian or Lagrangian head with its own backward pass; it owns
-    /// its loss terms.
-    Head(CompiledHead),
+    /// A Hamiltonian or Lagrangian head with its own backward pass, on the
+    /// CPU; it owns its loss terms.
+    Head(Box<CompiledHead>),
+    // A taped physics head for the GPU joins here, as `CudaHead(TapedHead<Cuda>)`,
+    // with its arm in `on_net!` and in `Model::new_on`.
+    Cpu(Layered<Cpu>),
+    #[cfg(feature = "cuda")]
+    Cuda(OnCuda),
+}
+
+/// The layers on a GPU, movable between threads like those on the CPU (a
+/// [`Model`] lives in errors that must be `Send + Sync`).
+#[cfg(feature = "cuda")]
+struct OnCuda(Layered<dfdx::tensor::Cuda>);
+
+// SAFETY: the one part of dfdx's `Cuda` that is neither `Send` nor `Sync` is
+// its second stream, a cudarc `CudaStream`: a CUDA stream handle and an
+// `Arc<CudaDevice>`. cudarc declares `CudaDevice`, which holds its default
+// stream as the same kind of handle, `Send` and `Sync`, since the driver API
+// may be called from any thread and binds the device's context on each call;
+// a second stream of that device is shared on the same terms.
+#[cfg(feature = "cuda")]
+unsafe impl Send for OnCuda {}
+#[cfg(feature = "cuda")]
+unsafe impl Sync for OnCuda {}
+
+/// `$body` with `$net` bound to the runner inside `$model_net`, whatever its variant.
+macro_rules! on_net {
+    ($model_net:expr, $net:ident => $body:expr) => {
+        match $model_net {
+            Net::Head($net) => $body,
+            Net::Cpu($net) => $body,
+            #[cfg(feature = "cuda")]
+            Net::Cuda(OnCuda($net)) => $body,
+        }
+    };
 }
 
 /// A minibatch. `x` is `rows × in_dim` row-major; `y` is `rows × out_dim`
@@ -119,61 +157,83 @@ pub struct NamedTensor {
 }
 
 impl Model {
-    /// Compiles `graph`, drawing initial parameters from `seed`: the same graph
-    /// and seed give bit-identical parameters, outputs and training steps.
+    /// Compiles `graph` on the CPU, drawing initial parameters from `seed`:
+    /// the same graph and seed give bit-identical parameters, outputs and
+    /// training steps.
     pub fn new(graph: &ModelGraph, seed: u64) -> Result<Model, BackendError> {
-        if let Some(head) = CompiledHead::from_graph(graph, seed)? {
-            let adam = AdamW::new(head.tensor_lengths(), graph.train.weight_decay);
-            return Ok(Model {
-                net: Net::Head(head),
-                losses: Vec::new(),
-                regularizers: Vec::new(),
-                adam,
-            });
+        Model::new_on(graph, seed, DeviceKind::Cpu)
+    }
+
+    /// Compiles `graph` on `device`. The initial parameters are drawn on the
+    /// host from `seed`, so every device starts from the same ones as
+    /// [`Model::new`].
+    ///
+    /// On a GPU, parts of a graph that have only host kernels (group and
+    /// plain convolutions, graph networks, physics heads, regularising loss
+    /// terms) are a [`BackendError::HostOnly`] naming the first of them.
+    ///
+    /// ```
+    /// use symc::backend::{BackendError, DeviceKind, Model};
+    /// # use symc::plan::*;
+    /// # use std::collections::BTreeMap;
+    /// # let graph = ModelGraph {
+    /// #     model: "line".into(),
+    /// #     task: Task::Regression,
+    /// #     inputs: vec![Port { name: "x".into(), dim: 1, rep: None }],
+    /// #     outputs: vec![Port { name: "y".into(), dim: 1, rep: None }],
+    /// #     groups: vec![],
+    /// #     symmetries: vec![],
+    /// #     nodes: vec![
+    /// #         Node::new(0, Op::Input, vec![], 1, 0),
+    /// #         Node::new(1, Op::Linear { inp: 1, out: 1, bias: true }, vec![0], 1, 2),
+    /// #     ],
+    /// #     output: 1,
+    /// #     losses: vec![LossTerm { kind: LossKind::Mse, weight: 1.0 }],
+    /// #     data: DataConfig::Builtin { name: "none".into(), params: BTreeMap::new() },
+    /// #     train: TrainConfig { steps: 1, lr: 0.1, batch: None, weight_decay: 0.0, seed: 0, schedule: "constant".into() },
+    /// #     parameters: 2,
+    /// # };
+    /// let model = Model::new_on(&graph, 0, DeviceKind::Cpu)?;
+    /// assert_eq!(model.device(), DeviceKind::Cpu);
+    /// // Without a GPU (or without the `cuda` feature) CUDA is an error, not a panic.
+    /// match Model::new_on(&graph, 0, "cuda:0".parse()?) {
+    ///     Ok(model) => assert_eq!(model.device(), DeviceKind::Cuda(0)),
+    ///     Err(e) => assert!(matches!(e, BackendError::DeviceUnavailable { .. })),
+    /// }
+    /// # Ok::<(), BackendError>(())
+    /// ```
+    pub fn new_on(
+        graph: &ModelGraph,
+        seed: u64,
+        device: DeviceKind,
+    ) -> Result<Model, BackendError> {
+        if device != DeviceKind::Cpu {
+            check_portable(graph, seed)?;
         }
-        let losses = Loss::compile(&graph.losses);
-        let regularizers = Regularizer::compile(graph, seed)?;
-        let net = Network::new(graph, Cpu::seed_from_u64(seed), seed)?;
-        if let Task::Classification { classes } = graph.task {
-            if classes != net.out_dim() {
-                return Err(BackendError::ShapeMismatch {
-                    what: "class logits".into(),
-                    expected: classes,
-                    found: net.out_dim(),
-                });
-            }
-        }
-        let count: usize = net.params().map(|p| p.len()).sum();
-        if count != graph.parameters {
-            return Err(BackendError::ShapeMismatch {
-                what: "total parameter count".into(),
-                expected: graph.parameters,
-                found: count,
-            });
-        }
-        let adam = AdamW::new(net.params().map(|p| p.len()), graph.train.weight_decay);
-        Ok(Model {
-            net: Net::Layers(net),
-            losses,
-            regularizers,
-            adam,
-        })
+        let net = match CompiledHead::from_graph(graph, seed)? {
+            Some(head) => Net::Head(Box::new(head)),
+            None => match device {
+                DeviceKind::Cpu => Net::Cpu(Layered::new(graph, Cpu::seed_from_u64(seed), seed)?),
+                DeviceKind::Cuda(ordinal) => cuda_net(graph, seed, ordinal)?,
+            },
+        };
+        let adam = on_net!(&net, net => AdamW::new(net.tensor_lengths(), graph.train.weight_decay));
+        Ok(Model { net, adam, device })
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> DeviceKind {
+        self.device
     }
 
     /// Number of trainable scalars (equals the graph's `parameters`).
     pub fn parameter_count(&self) -> usize {
-        match &self.net {
-            Net::Layers(net) => net.params().map(|p| p.len()).sum(),
-            Net::Head(head) => head.parameter_count(),
-        }
+        on_net!(&self.net, net => net.parameter_count())
     }
 
     /// The network output for `rows` inputs, `rows × out_dim` row-major.
     pub fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, BackendError> {
-        match &self.net {
-            Net::Layers(net) => Ok(host(&net.run(Self::input(net, x, rows)?)?)),
-            Net::Head(head) => head.forward(x, rows),
-        }
+        on_net!(&self.net, net => net.forward(x, rows))
     }
 
     /// One AdamW step on the graph's losses with learning rate `lr`; the
@@ -184,26 +244,126 @@ impl Model {
         batch: &Batch<'_>,
         lr: f64,
     ) -> Result<LossBreakdown, BackendError> {
-        let net = match &mut self.net {
-            Net::Layers(net) => net,
-            Net::Head(head) => return head.train_step(batch, lr, &mut self.adam),
+        on_net!(&mut self.net, net => net.train_step(batch, lr, &mut self.adam))
+    }
+
+    /// The graph's losses on `batch`, without updating anything.
+    pub fn evaluate(&self, batch: &Batch<'_>) -> Result<LossBreakdown, BackendError> {
+        on_net!(&self.net, net => net.evaluate(batch))
+    }
+
+    /// Every parameter with its name and shape, in a stable order (graph node
+    /// order, weight before bias).
+    pub fn named_parameters(&self) -> Vec<NamedTensor> {
+        on_net!(&self.net, net => net.named_parameters())
+    }
+
+    /// Replaces all parameters. `tensors` must name each parameter exactly once
+    /// with its shape; on error nothing is changed.
+    pub fn load_parameters(&mut self, tensors: &[NamedTensor]) -> Result<(), BackendError> {
+        on_net!(&mut self.net, net => net.load_parameters(tensors))
+    }
+}
+
+/// The graph on GPU `ordinal`.
+#[cfg(feature = "cuda")]
+fn cuda_net(graph: &ModelGraph, seed: u64, ordinal: usize) -> Result<Net, BackendError> {
+    let device = device::open_cuda(ordinal, seed)?;
+    Ok(Net::Cuda(OnCuda(Layered::new(graph, device, seed)?)))
+}
+
+/// Without the `cuda` feature: the error that says how to build with it.
+#[cfg(not(feature = "cuda"))]
+fn cuda_net(_: &ModelGraph, seed: u64, ordinal: usize) -> Result<Net, BackendError> {
+    match device::open_cuda(ordinal, seed)? {}
+}
+
+/// Fails on the first part of `graph` that has only host kernels: a node
+/// (see [`layers::portable`]) or a regularising loss term.
+fn check_portable(graph: &ModelGraph, seed: u64) -> Result<(), BackendError> {
+    if let Some(node) = graph.nodes.iter().find(|n| !layers::portable(&n.op)) {
+        return Err(BackendError::HostOnly {
+            what: format!("node {} (`{}`)", node.id, layers::op_name(&node.op)),
+        });
+    }
+    match Regularizer::compile(graph, seed)?.first() {
+        Some(r) => Err(BackendError::HostOnly {
+            what: format!("loss term `{}`", r.name()),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A graph run as layers on dfdx's tape on device `D`, with its loss terms.
+struct Layered<D: KernelDevice> {
+    net: Network<D>,
+    losses: Vec<Loss>,
+    regularizers: Vec<Regularizer>,
+}
+
+impl<D: KernelDevice> Layered<D> {
+    fn new(graph: &ModelGraph, device: D, seed: u64) -> Result<Self, BackendError> {
+        let losses = Loss::compile(&graph.losses);
+        let regularizers = Regularizer::compile(graph, seed)?;
+        let net = Network::new(graph, device, seed)?;
+        if let Task::Classification { classes } = graph.task {
+            if classes != net.out_dim() {
+                return Err(BackendError::ShapeMismatch {
+                    what: "class logits".into(),
+                    expected: classes,
+                    found: net.out_dim(),
+                });
+            }
+        }
+        let layered = Layered {
+            net,
+            losses,
+            regularizers,
         };
-        let x = Self::input(net, batch.x, batch.rows)?.leaky_trace();
-        let pred = net.run(x)?;
-        let (total, breakdown) =
-            Self::objective(&self.losses, &self.regularizers, net, pred, batch)?;
+        let count = layered.parameter_count();
+        if count != graph.parameters {
+            return Err(BackendError::ShapeMismatch {
+                what: "total parameter count".into(),
+                expected: graph.parameters,
+                found: count,
+            });
+        }
+        Ok(layered)
+    }
+
+    fn tensor_lengths(&self) -> impl Iterator<Item = usize> + '_ {
+        self.net.params().map(|p| p.len())
+    }
+
+    fn parameter_count(&self) -> usize {
+        self.tensor_lengths().sum()
+    }
+
+    fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, BackendError> {
+        Ok(host(&self.net.run(self.input(x, rows)?)?))
+    }
+
+    /// One AdamW step. The optimiser runs on the host: the gradients are
+    /// copied there and the new values back, which on a GPU costs two
+    /// transfers of the parameters per step.
+    fn train_step(
+        &mut self,
+        batch: &Batch<'_>,
+        lr: f64,
+        adam: &mut AdamW,
+    ) -> Result<LossBreakdown, BackendError> {
+        let x = self.input(batch.x, batch.rows)?.leaky_trace();
+        let pred = self.net.run(x)?;
+        let (total, breakdown) = self.objective(pred, batch)?;
         if !breakdown.total.is_finite() {
             return Err(BackendError::NonFinite {
                 what: "loss".into(),
             });
         }
-        let mut grads = total.backward();
+        let mut grads = total.try_backward().map_err(BackendError::device)?;
         let mut gradients = Vec::new();
-        for p in net.params() {
-            let g = grads
-                .get_or_alloc_mut(&p.handle())
-                .map_err(BackendError::device)?
-                .to_vec();
+        for p in self.net.params() {
+            let g = gradient(&mut grads, &p.handle())?;
             if !g.iter().all(|v| v.is_finite()) {
                 return Err(BackendError::NonFinite {
                     what: format!("gradient of `{}`", p.name()),
@@ -211,42 +371,26 @@ impl Model {
             }
             gradients.push(g);
         }
-        self.adam.begin_step();
-        for (i, (p, g)) in net.params_mut().zip(&gradients).enumerate() {
+        adam.begin_step();
+        for (i, (p, g)) in self.net.params_mut().zip(&gradients).enumerate() {
             let mut theta = p.values();
-            self.adam.update(i, &mut theta, g, lr);
+            adam.update(i, &mut theta, g, lr);
             p.set(&theta);
         }
         Ok(breakdown)
     }
 
-    /// The graph's losses on `batch`, without updating anything.
-    pub fn evaluate(&self, batch: &Batch<'_>) -> Result<LossBreakdown, BackendError> {
-        match &self.net {
-            Net::Layers(net) => {
-                let pred = net.run(Self::input(net, batch.x, batch.rows)?)?;
-                Ok(Self::objective(&self.losses, &self.regularizers, net, pred, batch)?.1)
-            }
-            Net::Head(head) => head.evaluate(batch),
-        }
+    fn evaluate(&self, batch: &Batch<'_>) -> Result<LossBreakdown, BackendError> {
+        let pred = self.net.run(self.input(batch.x, batch.rows)?)?;
+        Ok(self.objective(pred, batch)?.1)
     }
 
-    /// Every parameter with its name and shape, in a stable order (graph node
-    /// order, weight before bias).
-    pub fn named_parameters(&self) -> Vec<NamedTensor> {
-        match &self.net {
-            Net::Layers(net) => net.params().map(|p| p.to_named()).collect(),
-            Net::Head(head) => head.named_parameters(),
-        }
+    fn named_parameters(&self) -> Vec<NamedTensor> {
+        self.net.params().map(|p| p.to_named()).collect()
     }
 
-    /// Replaces all parameters. `tensors` must name each parameter exactly once
-    /// with its shape; on error nothing is changed.
-    pub fn load_parameters(&mut self, tensors: &[NamedTensor]) -> Result<(), BackendError> {
-        let net = match &mut self.net {
-            Net::Layers(net) => net,
-            Net::Head(head) => return head.load_parameters(tensors),
-        };
+    fn load_parameters(&mut self, tensors: &[NamedTensor]) -> Result<(), BackendError> {
+        let net = &mut self.net;
         let mut found: Vec<Option<&NamedTensor>> = vec![None; net.params().count()];
         for t in tensors {
             let index = net.params().position(|p| p.name() == t.name);
@@ -278,12 +422,8 @@ impl Model {
         Ok(())
     }
 
-    /// `x` as an input tensor of `net`, after checking its size.
-    fn input(
-        net: &Network<Cpu>,
-        x: &[f32],
-        rows: usize,
-    ) -> Result<Mat<Cpu, NoneTape>, BackendError> {
+    /// `x` as an input tensor of the network, after checking its size.
+    fn input(&self, x: &[f32], rows: usize) -> Result<Mat<D, NoneTape>, BackendError> {
         if rows == 0 {
             return Err(BackendError::ShapeMismatch {
                 what: "batch rows (must be positive)".into(),
@@ -291,7 +431,7 @@ impl Model {
                 found: 0,
             });
         }
-        let cols = net.in_dim();
+        let cols = self.net.in_dim();
         if x.len() != rows * cols {
             return Err(BackendError::ShapeMismatch {
                 what: "input values".into(),
@@ -299,7 +439,8 @@ impl Model {
                 found: x.len(),
             });
         }
-        net.device()
+        self.net
+            .device()
             .try_tensor_from_vec(x.to_vec(), (rows, cols))
             .map_err(BackendError::device)
     }
@@ -307,27 +448,25 @@ impl Model {
     /// The weighted sum of the loss terms on `pred` (the output for
     /// `batch.x`) and of the regularisers, as a tensor (carrying `pred`'s tape
     /// merged with the regularisers') and as numbers.
-    fn objective<T: Tape<f32, Cpu> + Merge<T>>(
-        losses: &[Loss],
-        regularizers: &[Regularizer],
-        net: &Network<Cpu>,
-        pred: Mat<Cpu, T>,
+    fn objective<T: Tape<f32, D>>(
+        &self,
+        pred: Mat<D, T>,
         batch: &Batch<'_>,
-    ) -> Result<(Scalar<Cpu, T>, LossBreakdown), BackendError> {
-        let Some((last, rest)) = losses.split_last() else {
+    ) -> Result<(Scalar<D, T>, LossBreakdown), BackendError> {
+        let Some((last, rest)) = self.losses.split_last() else {
             return Err(BackendError::InvalidGraph(
                 "the graph has no loss term".into(),
             ));
         };
-        let mut terms = Vec::with_capacity(losses.len());
-        let mut total: Option<Scalar<Cpu, T>> = None;
+        let mut terms = Vec::with_capacity(self.losses.len());
+        let mut total: Option<Scalar<D, T>> = None;
         // Every term but the last reads `pred` with an empty tape; the last takes the tape.
         let reads = rest
             .iter()
             .map(|l| (l, pred.retaped::<T>()))
             .collect::<Vec<_>>();
-        let mut add = |name: &str, term: Scalar<Cpu, T>| {
-            terms.push((name.to_string(), term.array() as f64));
+        let mut add = |name: &str, term: Scalar<D, T>| {
+            terms.push((name.to_string(), host(&term)[0] as f64));
             total = Some(match total.take() {
                 Some(t) => t + term,
                 None => term,
@@ -336,8 +475,8 @@ impl Model {
         for (loss, pred) in reads.into_iter().chain([(last, pred)]) {
             add(loss.name(), loss.apply(pred, batch.y)?);
         }
-        for r in regularizers {
-            add(r.name(), r.apply(net, batch.x, batch.rows)?);
+        for r in &self.regularizers {
+            add(r.name(), r.apply(&self.net, batch.x, batch.rows)?);
         }
         let total_value = terms.iter().map(|(_, v)| v).sum();
         let total =

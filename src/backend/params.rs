@@ -58,6 +58,12 @@ impl<D: KernelDevice> Param<D> {
         self.tensor.clone()
     }
 
+    /// The tensor on a fresh tape of kind `T`, for dfdx's operations: its
+    /// gradient is collected under this parameter's id.
+    pub(crate) fn traced<T: Tape<f32, D>>(&self) -> Tensor<(usize,), f32, D, T> {
+        self.tensor.retaped()
+    }
+
     /// Overwrites the values.
     pub(crate) fn set(&mut self, values: &[f32]) {
         self.tensor.copy_from(values);

@@ -556,3 +556,46 @@ fn an_emlp_trains_bit_identically() {
     let (a, b) = (run(), run());
     assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
 }
+
+/// The first model of the spec at `path` (relative to the crate root).
+fn spec_graph(path: &str) -> ModelGraph {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join(path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let base = path.parent().unwrap();
+    crate::compile(&text, &path.display().to_string(), base)
+        .unwrap()
+        .graphs
+        .swap_remove(0)
+}
+
+#[test]
+fn on_a_gpu_host_only_parts_are_errors_that_name_them() {
+    for (spec, what) in [
+        ("specs/digits_p4.sym", "`group_conv`"),
+        ("specs/three_body_graph.sym", "(`graph_network`)"),
+        ("specs/mass_spring_hnn.sym", "(`hamiltonian`)"),
+        ("specs/o5_lie.sym", "loss term `lie_derivative`"),
+    ] {
+        let graph = spec_graph(spec);
+        let err = Model::new_on(&graph, 0, DeviceKind::Cuda(0)).err();
+        let Some(BackendError::HostOnly { what: found }) = &err else {
+            panic!("{spec}: {err:?}");
+        };
+        assert!(found.contains(what), "{spec}: {found}");
+        Model::new_on(&graph, 0, DeviceKind::Cpu).unwrap();
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn without_the_cuda_feature_a_portable_graph_asks_for_it() {
+    let graph = spec_graph("specs/o5_mlp.sym");
+    assert!(matches!(
+        Model::new_on(&graph, 0, DeviceKind::Cuda(0)),
+        Err(BackendError::DeviceUnavailable {
+            device: DeviceKind::Cuda(0),
+            ..
+        })
+    ));
+}

@@ -2,6 +2,7 @@
 
 use super::train::spec_dir;
 use super::CliError;
+use crate::backend::DeviceKind;
 use crate::data;
 use crate::plan::Strategy;
 use crate::train::{self, EquivarianceOptions, Measurement, Predictor, RunDir};
@@ -30,6 +31,8 @@ pub struct CheckArgs {
     /// Seed of the group elements [default: drawn from the clock, and printed].
     #[arg(long)]
     pub seed: Option<u64>,
+    #[arg(long, default_value_t = DeviceKind::Cpu, value_name = "cpu|cuda|cuda:N", help = super::train::DEVICE_HELP)]
+    pub device: DeviceKind,
 }
 
 /// Loads the run, measures every group symmetry on the test set and prints a table.
@@ -46,7 +49,9 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
         )
         .into());
     }
-    let (model, standardizer) = folder.read_model(&graph).map_err(anyhow::Error::from)?;
+    let (model, standardizer) = folder
+        .read_model_on(&graph, args.device)
+        .map_err(anyhow::Error::from)?;
     let splits = data::load(&graph.data, spec_dir(&args.spec))
         .with_context(|| format!("cannot load the data of model `{}`", graph.model))?;
     let seed = args.seed.unwrap_or_else(|| {

@@ -1,6 +1,7 @@
 //! `symc train`: compile a spec, train one of its models, leave a run folder.
 
 use super::CliError;
+use crate::backend::DeviceKind;
 use crate::data;
 use crate::plan::ModelGraph;
 use crate::train::{
@@ -34,22 +35,20 @@ pub struct TrainArgs {
     /// The model to train, when the spec defines several.
     #[arg(long)]
     pub model: Option<String>,
-    /// Where the model runs.
-    #[arg(long, value_enum, default_value_t = Device::Cpu)]
-    pub device: Device,
+    #[arg(long, default_value_t = DeviceKind::Cpu, value_name = "cpu|cuda|cuda:N", help = DEVICE_HELP)]
+    pub device: DeviceKind,
 }
 
-/// Compute devices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Device {
-    Cpu,
-    Cuda,
-}
+/// The help of `--device`, shared by the commands that take it.
+pub(super) const DEVICE_HELP: &str = "Where the model runs: `cpu`, or an NVIDIA GPU (`cuda` is `cuda:0`). \
+    CUDA needs a symc built with `--features cuda` (see docs/cuda.md); group and plain convolutions, \
+    graph networks, physics heads and regularising loss terms run on the CPU only";
 
 /// Trains the chosen model and writes `graph.yaml`, `weights.safetensors`,
 /// `history.csv`, `loss.png` and `report.yaml` to the run folder.
 pub fn run(args: TrainArgs) -> Result<(), CliError> {
-    check_device(args.device)?;
+    // Before anything is written: a missing GPU should not leave a run folder behind.
+    args.device.check().map_err(anyhow::Error::from)?;
     let (_, graphs) = super::load_spec(&args.spec)?;
     let mut graph = pick_model(graphs, args.model.as_deref())?;
     graph.train.seed = args.seed.unwrap_or(graph.train.seed);
@@ -61,7 +60,7 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     folder.write_graph(&graph).map_err(anyhow::Error::from)?;
 
     let mut progress = Reporter::new(graph.train.steps);
-    let result = train::train(&graph, &splits, &mut progress);
+    let result = train::train_on(&graph, &splits, args.device, &mut progress);
     progress.finish();
     let (outcome, failure) = match result {
         Ok(outcome) => (outcome, None),
@@ -105,21 +104,6 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     match failure {
         Some(message) => Err(anyhow!(message).into()),
         None => Ok(()),
-    }
-}
-
-fn check_device(device: Device) -> Result<(), CliError> {
-    match device {
-        Device::Cpu => Ok(()),
-        Device::Cuda if cfg!(feature = "cuda") => Err(anyhow!(
-            "`--device cuda`: the dfdx backend of symc runs models on the CPU only"
-        )
-        .into()),
-        Device::Cuda => Err(anyhow!(
-            "`--device cuda`: this symc was built without CUDA support; rebuild it with \
-             `cargo build --release --features cuda` (needs the CUDA toolkit: `nvcc` and `include/cuda.h`)"
-        )
-        .into()),
     }
 }
 
@@ -293,6 +277,48 @@ impl Progress for Reporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn device_of(args: &[&str]) -> Result<DeviceKind, clap::Error> {
+        let cli = Cli::try_parse_from(["symc", "train", "spec.sym"].iter().chain(args))?;
+        match cli.command {
+            Command::Train(args) => Ok(args.device),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn device_flag_takes_cpu_cuda_and_cuda_n() {
+        assert_eq!(device_of(&[]).unwrap(), DeviceKind::Cpu);
+        assert_eq!(
+            device_of(&["--device", "cuda"]).unwrap(),
+            DeviceKind::Cuda(0)
+        );
+        assert_eq!(
+            device_of(&["--device", "cuda:3"]).unwrap(),
+            DeviceKind::Cuda(3)
+        );
+        let err = device_of(&["--device", "gpu"]).unwrap_err().to_string();
+        assert!(err.contains("unknown device `gpu`"), "{err}");
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn without_the_feature_cuda_fails_before_the_spec_is_read() {
+        let args = TrainArgs {
+            spec: "no/such/spec.sym".into(),
+            out: None,
+            seed: None,
+            steps: None,
+            model: None,
+            device: DeviceKind::Cuda(0),
+        };
+        let Err(CliError::Other(err)) = run(args) else {
+            panic!("expected an error about the device");
+        };
+        assert!(err.to_string().contains("--features cuda"), "{err}");
+    }
 
     #[test]
     fn civil_dates_match_the_calendar() {

@@ -31,7 +31,7 @@ pub use metrics::Predictor;
 pub use run::{Report, RunDir};
 pub use schedule::Schedule;
 
-use crate::backend::{BackendError, Batch, Model, NamedTensor};
+use crate::backend::{BackendError, Batch, DeviceKind, Model, NamedTensor};
 use crate::data::{DataError, Splits, Standardizer, Table};
 use crate::group::Group;
 use crate::plan::{GroupDef, ModelGraph, Port, Strategy, Task};
@@ -126,13 +126,24 @@ pub enum TrainError {
     Invalid(String),
 }
 
-/// Trains `graph` on `splits` with the settings of `graph.train`.
+/// Trains `graph` on `splits` with the settings of `graph.train`, on the CPU.
 ///
 /// Same graph, data and seed give bit-identical histories: the backend is
 /// deterministic on the CPU and the shuffles come from `graph.train.seed`.
 pub fn train(
     graph: &ModelGraph,
     splits: &Splits,
+    progress: &mut dyn Progress,
+) -> Result<Outcome, TrainError> {
+    train_on(graph, splits, DeviceKind::Cpu, progress)
+}
+
+/// [`train`] with the model on `device`. The initial parameters, shuffles and
+/// augmentations are drawn on the host from the same seed whatever the device.
+pub fn train_on(
+    graph: &ModelGraph,
+    splits: &Splits,
+    device: DeviceKind,
     progress: &mut dyn Progress,
 ) -> Result<Outcome, TrainError> {
     let settings = &graph.train;
@@ -153,7 +164,7 @@ pub fn train(
         Some(b) => b.min(train_set.rows),
         None => train_set.rows,
     };
-    let model = Model::new(graph, settings.seed)?;
+    let model = Model::new_on(graph, settings.seed, device)?;
     let augmenters = Augmenter::all(graph)?;
     // A stream of its own, so augmenting leaves the shuffles as they were.
     let mut augment_rng = StdRng::seed_from_u64(settings.seed ^ AUGMENT_STREAM);

@@ -2,7 +2,7 @@
 
 use super::dynamics::{DynamicsReport, Evaluation};
 use super::{checkpoint, plot, EquivarianceOptions, Measurement, Outcome, Record, TrainError};
-use crate::backend::Model;
+use crate::backend::{DeviceKind, Model};
 use crate::data::systems::System;
 use crate::data::{Splits, Standardizer, Table};
 use crate::plan::{ModelGraph, Task};
@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub model: String,
+    /// Where the model was trained: `cpu` or `cuda:N`.
+    #[serde(default = "cpu")]
+    pub device: String,
     pub seed: u64,
     /// Optimiser steps taken.
     pub steps: usize,
@@ -63,6 +66,7 @@ impl Report {
         let classes = |t: &Table| classification.then(|| predictor.accuracy(t)).transpose();
         Ok(Report {
             model: graph.model.clone(),
+            device: outcome.model.device().to_string(),
             seed: graph.train.seed,
             steps: outcome.steps,
             best_step: outcome.best_step,
@@ -83,6 +87,11 @@ impl Report {
             dynamics: None,
         })
     }
+}
+
+/// The device of reports written before it was recorded.
+fn cpu() -> String {
+    DeviceKind::Cpu.to_string()
 }
 
 /// A run folder:
@@ -245,8 +254,17 @@ impl RunDir {
 
     /// The model of `graph` with the folder's weights, and its standardising map.
     pub fn read_model(&self, graph: &ModelGraph) -> Result<(Model, Standardizer), TrainError> {
+        self.read_model_on(graph, DeviceKind::Cpu)
+    }
+
+    /// [`RunDir::read_model`] with the model on `device`.
+    pub fn read_model_on(
+        &self,
+        graph: &ModelGraph,
+        device: DeviceKind,
+    ) -> Result<(Model, Standardizer), TrainError> {
         let (parameters, standardizer) = checkpoint::decode(&self.read(WEIGHTS)?)?;
-        let mut model = Model::new(graph, graph.train.seed)?;
+        let mut model = Model::new_on(graph, graph.train.seed, device)?;
         model.load_parameters(&parameters)?;
         Ok((model, standardizer))
     }

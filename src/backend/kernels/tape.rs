@@ -5,6 +5,10 @@
 //! closure with [`Tape::add_backward_op`] that reads the output's gradient and
 //! adds into the gradients of whatever it read. [`custom_op`] does the
 //! bookkeeping; a layer supplies only the two kernels.
+//!
+//! Such an operation needs the tensors' buffers in host memory. On any other
+//! device (a GPU, [`KernelDevice::HOST`] false) a layer runs a composition of
+//! dfdx's own operations instead, which dfdx runs on that device.
 
 use crate::backend::BackendError;
 use dfdx::prelude::*;
@@ -32,11 +36,36 @@ impl KernelDevice for Cpu {
     }
 }
 
+#[cfg(feature = "cuda")]
+impl KernelDevice for dfdx::tensor::Cuda {
+    const HOST: bool = false;
+    fn host_mut(_: &mut <Self as Storage<f32>>::Vec) -> Result<&mut [f32], Self::Err> {
+        use cudarc::driver::{sys::CUresult, DriverError};
+        Err(DriverError(CUresult::CUDA_ERROR_NOT_SUPPORTED).into())
+    }
+}
+
 /// A copy of a tensor's values.
 pub(crate) fn host<S: Shape, D: KernelDevice, T>(t: &Tensor<S, f32, D, T>) -> Vec<f32> {
     let mut out = vec![0.0; t.shape().num_elements()];
     t.copy_into(&mut out);
     out
+}
+
+/// A copy of the gradient of `t` in `grads` (zeros where the objective does not
+/// depend on `t`).
+pub(crate) fn gradient<S: Shape, D: KernelDevice>(
+    grads: &mut Gradients<f32, D>,
+    t: &Tensor<S, f32, D>,
+) -> Result<Vec<f32>, BackendError> {
+    let buffer = grads.get_or_alloc_mut(t).map_err(BackendError::device)?;
+    if D::HOST {
+        Ok(D::host_mut(buffer).map_err(BackendError::device)?.to_vec())
+    } else {
+        // On a device dfdx's tensor API is the only way to read a buffer; this
+        // costs one extra copy on the device.
+        Ok(host(&grads.get(t)))
+    }
 }
 
 /// Write access to the gradients during a backward pass.
@@ -94,7 +123,7 @@ pub(crate) fn custom_op<D: KernelDevice, T: Tape<f32, D>>(
 
 /// Concatenates row-major matrices with equal row counts along their columns,
 /// merging their tapes.
-pub(crate) fn concat_columns<D: KernelDevice, T: Tape<f32, D> + Merge<T>>(
+pub(crate) fn concat_columns<D: KernelDevice, T: Tape<f32, D>>(
     parts: Vec<Mat<D, T>>,
 ) -> Result<Mat<D, T>, BackendError> {
     let rows = parts.first().map_or(0, |p| p.shape().0);
@@ -105,6 +134,18 @@ pub(crate) fn concat_columns<D: KernelDevice, T: Tape<f32, D> + Merge<T>>(
             found: p.shape().0,
         });
     }
+    if D::HOST {
+        concat_columns_fused(parts, rows)
+    } else {
+        concat_columns_ops(parts)
+    }
+}
+
+/// [`concat_columns`] as one copy on the host, for parts of `rows` rows.
+pub(crate) fn concat_columns_fused<D: KernelDevice, T: Tape<f32, D>>(
+    parts: Vec<Mat<D, T>>,
+    rows: usize,
+) -> Result<Mat<D, T>, BackendError> {
     let widths: Vec<usize> = parts.iter().map(|p| p.shape().1).collect();
     let cols: usize = widths.iter().sum();
     let mut data = vec![0.0; rows * cols];
@@ -152,4 +193,67 @@ pub(crate) fn concat_columns<D: KernelDevice, T: Tape<f32, D> + Merge<T>>(
         });
     }
     Ok(output.put_tape(tape))
+}
+
+/// [`concat_columns`] with dfdx's `concat_along`, one part at a time.
+pub(crate) fn concat_columns_ops<D: KernelDevice, T: Tape<f32, D>>(
+    parts: Vec<Mat<D, T>>,
+) -> Result<Mat<D, T>, BackendError> {
+    let mut parts = parts.into_iter();
+    let first = parts
+        .next()
+        .ok_or_else(|| BackendError::InvalidGraph("a node concatenates no inputs".into()))?;
+    parts.try_fold(first, |acc, part| {
+        (acc, part)
+            .try_concat_along(Axis::<1>)
+            .map_err(BackendError::device)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    // This module's own `Backward` hides dfdx's trait of that name.
+    use dfdx::tensor_ops::Backward as _;
+
+    #[test]
+    fn both_concatenations_place_the_columns_and_route_their_gradients() {
+        let dev = Cpu::default();
+        let (rows, widths) = (3, [2, 3, 1]);
+        let parts: Vec<Mat<Cpu, NoneTape>> = widths
+            .iter()
+            .enumerate()
+            .map(|(k, &w)| {
+                let values = (0..rows * w).map(|i| (10 * k + i) as f32).collect();
+                dev.tensor_from_vec(values, (rows, w))
+            })
+            .collect();
+        let cols: usize = widths.iter().sum();
+        let weights: Vec<f32> = (0..rows * cols).map(|i| 0.5 + i as f32).collect();
+        let w = dev.tensor_from_vec(weights.clone(), (rows, cols));
+        for fused in [true, false] {
+            let traced = parts.iter().map(|p| p.leaky_trace()).collect();
+            let y = if fused {
+                concat_columns_fused(traced, rows)
+            } else {
+                concat_columns_ops(traced)
+            }
+            .unwrap();
+            assert_eq!(*y.shape(), (rows, cols));
+            let values = host(&y);
+            let grads = (y * w.clone()).sum().backward();
+            let mut offset = 0;
+            for (part, &width) in parts.iter().zip(&widths) {
+                // Part k's columns are its own values, and its gradient is its block of `weights`.
+                let block = |m: &[f32]| -> Vec<f32> {
+                    m.chunks(cols)
+                        .flat_map(|row| row[offset..offset + width].to_vec())
+                        .collect()
+                };
+                assert_eq!(block(&values), host(part));
+                assert_eq!(block(&weights), grads.get(part).as_vec());
+                offset += width;
+            }
+        }
+    }
 }

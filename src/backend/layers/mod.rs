@@ -247,12 +247,17 @@ impl<D: KernelDevice> Layer<D> {
     }
 
     /// The layer on a stacked batch of values and tangents (see [`jvp`]);
-    /// only the layers of a dense network carry tangents.
+    /// only the layers of a dense network carry tangents, with host kernels.
     pub(crate) fn forward_stacked<T: Tape<f32, D>>(
         &self,
         x: Mat<D, T>,
         values: usize,
     ) -> Result<Mat<D, T>, BackendError> {
+        if !D::HOST {
+            return Err(BackendError::HostOnly {
+                what: "the forward-mode derivative of a network".into(),
+            });
+        }
         let other = match self {
             Layer::Input | Layer::Fused | Layer::Sum => return Ok(x),
             Layer::Linear(l) => return l.forward_stacked(x, values),
@@ -295,8 +300,30 @@ impl<D: KernelDevice> Layer<D> {
     }
 }
 
+/// Whether `op` runs on a device without host buffers, where a layer is a
+/// composition of dfdx's operations rather than fused host kernels.
+pub(crate) fn portable(op: &Op) -> bool {
+    match op {
+        Op::Input
+        | Op::Linear { .. }
+        | Op::Activation { .. }
+        | Op::Sum
+        | Op::EquivariantLinear { .. }
+        | Op::Gated { .. }
+        | Op::NormNonlinearity { .. }
+        | Op::Bilinear { .. } => true,
+        // Host kernels only. A taped Hamiltonian head for the GPU moves
+        // `Hamiltonian` up when it is wired into `Model`.
+        Op::Hamiltonian { .. }
+        | Op::Lagrangian { .. }
+        | Op::GraphNetwork { .. }
+        | Op::GroupConv { .. }
+        | Op::Conv { .. } => false,
+    }
+}
+
 /// The IR's name for an op, as `BackendError::Unsupported` reports it.
-fn op_name(op: &Op) -> &'static str {
+pub(crate) fn op_name(op: &Op) -> &'static str {
     match op {
         Op::Input => "input",
         Op::Linear { .. } => "linear",
