@@ -110,8 +110,14 @@ fn main() {
     // Lifting 10·9 + 10, group layers 2 × (10·10·4·9 + 10) and 20·10·4·9 + 20;
     // plain 16·9 + 16, 2 × (16·16·9 + 16) and 64·16·9 + 64.
     let runs = [
-        ("p4 CNN [10, 10, 10, 20]", graph(p4, 20, 100 + 2 * 3_610 + 7_220)),
-        ("plain CNN [16, 16, 16, 64]", graph(plain, 64, 160 + 2 * 2_320 + 9_280)),
+        (
+            "p4 CNN [10, 10, 10, 20]",
+            graph(p4, 20, 100 + 2 * 3_610 + 7_220),
+        ),
+        (
+            "plain CNN [16, 16, 16, 64]",
+            graph(plain, 64, 160 + 2 * 2_320 + 9_280),
+        ),
     ];
     let mut rates = Vec::new();
     for (name, graph) in &runs {

@@ -96,17 +96,18 @@ enum Net {
     /// A Hamiltonian or Lagrangian head with its own backward pass, on the
     /// CPU; it owns its loss terms.
     Head(Box<CompiledHead>),
-    // A taped physics head for the GPU joins here, as `CudaHead(TapedHead<Cuda>)`,
-    // with its arm in `on_net!` and in `Model::new_on`.
     Cpu(Layered<Cpu>),
     #[cfg(feature = "cuda")]
-    Cuda(OnCuda),
+    Cuda(OnCuda<Layered<dfdx::tensor::Cuda>>),
+    /// A Hamiltonian head as dfdx operations, whose tape differentiates ∂H/∂x.
+    #[cfg(feature = "cuda")]
+    CudaHead(OnCuda<physics::taped::TapedHead<dfdx::tensor::Cuda>>),
 }
 
-/// The layers on a GPU, movable between threads like those on the CPU (a
+/// A runner on a GPU, movable between threads like those on the CPU (a
 /// [`Model`] lives in errors that must be `Send + Sync`).
 #[cfg(feature = "cuda")]
-struct OnCuda(Layered<dfdx::tensor::Cuda>);
+struct OnCuda<T>(T);
 
 // SAFETY: the one part of dfdx's `Cuda` that is neither `Send` nor `Sync` is
 // its second stream, a cudarc `CudaStream`: a CUDA stream handle and an
@@ -114,10 +115,15 @@ struct OnCuda(Layered<dfdx::tensor::Cuda>);
 // stream as the same kind of handle, `Send` and `Sync`, since the driver API
 // may be called from any thread and binds the device's context on each call;
 // a second stream of that device is shared on the same terms.
+// The same holds for the taped head, whose only device state is also a `Cuda`.
 #[cfg(feature = "cuda")]
-unsafe impl Send for OnCuda {}
+unsafe impl Send for OnCuda<Layered<dfdx::tensor::Cuda>> {}
 #[cfg(feature = "cuda")]
-unsafe impl Sync for OnCuda {}
+unsafe impl Sync for OnCuda<Layered<dfdx::tensor::Cuda>> {}
+#[cfg(feature = "cuda")]
+unsafe impl Send for OnCuda<physics::taped::TapedHead<dfdx::tensor::Cuda>> {}
+#[cfg(feature = "cuda")]
+unsafe impl Sync for OnCuda<physics::taped::TapedHead<dfdx::tensor::Cuda>> {}
 
 /// `$body` with `$net` bound to the runner inside `$model_net`, whatever its variant.
 macro_rules! on_net {
@@ -127,6 +133,8 @@ macro_rules! on_net {
             Net::Cpu($net) => $body,
             #[cfg(feature = "cuda")]
             Net::Cuda(OnCuda($net)) => $body,
+            #[cfg(feature = "cuda")]
+            Net::CudaHead(OnCuda($net)) => $body,
         }
     };
 }
@@ -210,12 +218,12 @@ impl Model {
         if device != DeviceKind::Cpu {
             check_portable(graph, seed)?;
         }
-        let net = match CompiledHead::from_graph(graph, seed)? {
-            Some(head) => Net::Head(Box::new(head)),
-            None => match device {
-                DeviceKind::Cpu => Net::Cpu(Layered::new(graph, Cpu::seed_from_u64(seed), seed)?),
-                DeviceKind::Cuda(ordinal) => cuda_net(graph, seed, ordinal)?,
+        let net = match device {
+            DeviceKind::Cpu => match CompiledHead::from_graph(graph, seed)? {
+                Some(head) => Net::Head(Box::new(head)),
+                None => Net::Cpu(Layered::new(graph, Cpu::seed_from_u64(seed), seed)?),
             },
+            DeviceKind::Cuda(ordinal) => cuda_net(graph, seed, ordinal)?,
         };
         let adam = on_net!(&net, net => AdamW::new(net.tensor_lengths(), graph.train.weight_decay));
         Ok(Model { net, adam, device })
@@ -269,7 +277,12 @@ impl Model {
 #[cfg(feature = "cuda")]
 fn cuda_net(graph: &ModelGraph, seed: u64, ordinal: usize) -> Result<Net, BackendError> {
     let device = device::open_cuda(ordinal, seed)?;
-    Ok(Net::Cuda(OnCuda(Layered::new(graph, device, seed)?)))
+    Ok(
+        match physics::taped::TapedHead::from_graph(graph, device.clone(), seed)? {
+            Some(head) => Net::CudaHead(OnCuda(head)),
+            None => Net::Cuda(OnCuda(Layered::new(graph, device, seed)?)),
+        },
+    )
 }
 
 /// Without the `cuda` feature: the error that says how to build with it.

@@ -574,7 +574,7 @@ fn on_a_gpu_host_only_parts_are_errors_that_name_them() {
     for (spec, what) in [
         ("specs/digits_p4.sym", "`group_conv`"),
         ("specs/three_body_graph.sym", "(`graph_network`)"),
-        ("specs/mass_spring_hnn.sym", "(`hamiltonian`)"),
+        ("specs/double_pendulum_lnn.sym", "(`lagrangian`)"),
         ("specs/o5_lie.sym", "loss term `lie_derivative`"),
     ] {
         let graph = spec_graph(spec);
@@ -590,12 +590,22 @@ fn on_a_gpu_host_only_parts_are_errors_that_name_them() {
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn without_the_cuda_feature_a_portable_graph_asks_for_it() {
-    let graph = spec_graph("specs/o5_mlp.sym");
-    assert!(matches!(
-        Model::new_on(&graph, 0, DeviceKind::Cuda(0)),
-        Err(BackendError::DeviceUnavailable {
-            device: DeviceKind::Cuda(0),
-            ..
-        })
-    ));
+    for spec in [
+        "specs/o5_mlp.sym",
+        "specs/o5_emlp.sym",
+        "specs/mass_spring_hnn.sym",
+    ] {
+        let result = Model::new_on(&spec_graph(spec), 0, DeviceKind::Cuda(0));
+        assert!(
+            matches!(
+                result,
+                Err(BackendError::DeviceUnavailable {
+                    device: DeviceKind::Cuda(0),
+                    ..
+                })
+            ),
+            "{spec}: {:?}",
+            result.err()
+        );
+    }
 }

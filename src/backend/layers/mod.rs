@@ -311,11 +311,10 @@ pub(crate) fn portable(op: &Op) -> bool {
         | Op::EquivariantLinear { .. }
         | Op::Gated { .. }
         | Op::NormNonlinearity { .. }
-        | Op::Bilinear { .. } => true,
-        // Host kernels only. A taped Hamiltonian head for the GPU moves
-        // `Hamiltonian` up when it is wired into `Model`.
-        Op::Hamiltonian { .. }
-        | Op::Lagrangian { .. }
+        | Op::Bilinear { .. }
+        | Op::Hamiltonian { .. } => true,
+        // Host kernels only.
+        Op::Lagrangian { .. }
         | Op::GraphNetwork { .. }
         | Op::GroupConv { .. }
         | Op::Conv { .. } => false,
