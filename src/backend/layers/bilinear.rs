@@ -275,7 +275,7 @@ impl<D: KernelDevice> Bilinear<D> {
     }
 
     /// The layer as dfdx operations (see the module documentation).
-    fn forward_ops<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, D::Err> {
+    pub(super) fn forward_ops<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, D::Err> {
         let (layer, ops) = (&self.structure, &self.portable);
         let rows = x.shape().0;
         // Every read of `x` and of the channels goes by id; their tapes rejoin at the residual.
@@ -347,7 +347,10 @@ impl<D: KernelDevice> Bilinear<D> {
     }
 
     /// The fused kernel: one custom op on the tape.
-    fn forward_fused<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, BackendError> {
+    pub(super) fn forward_fused<T: Tape<f32, D>>(
+        &self,
+        x: Mat<D, T>,
+    ) -> Result<Mat<D, T>, BackendError> {
         let rows = x.shape().0;
         let layer = Arc::clone(&self.structure);
         let xs = host(&x);

@@ -299,7 +299,7 @@ impl<D: KernelDevice> EquivariantLinear<D> {
     }
 
     /// The layer as dfdx operations (see the module documentation).
-    fn forward_ops<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, D::Err> {
+    pub(super) fn forward_ops<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, D::Err> {
         let (rows, width) = (x.shape().0, self.structure.in_dim + 1);
         let ops = &self.portable;
         let mut blocks = Vec::with_capacity(self.params.len() + 1);
@@ -334,7 +334,10 @@ impl<D: KernelDevice> EquivariantLinear<D> {
     }
 
     /// The fused kernel: one custom op on the tape.
-    fn forward_fused<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, BackendError> {
+    pub(super) fn forward_fused<T: Tape<f32, D>>(
+        &self,
+        x: Mat<D, T>,
+    ) -> Result<Mat<D, T>, BackendError> {
         let rows = x.shape().0;
         let layer = Arc::clone(&self.structure);
         let xs = host(&x);
@@ -1017,6 +1020,78 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Prints the time of a forward and backward pass through one block of
+    /// the O(5) EMLP (384 channels: equivariant linear, bilinear, gated) at
+    /// batch 500 on each path: what the portable path costs in operations.
+    /// A measurement, not a check; run it with
+    /// `cargo test --lib o5_block_step_time -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement"]
+    fn o5_block_step_time() {
+        use super::super::bilinear::Bilinear;
+        use super::super::gated::Gated;
+        use crate::plan::BILINEAR_CHANNELS;
+        use std::time::Instant;
+        type Block<'a> = (&'a EquivariantLinear<Cpu>, &'a Bilinear<Cpu>, &'a Gated);
+        let group = Group::builtin("O", &[5]).unwrap();
+        let hidden = uniform_rep(384, 5, true);
+        let gates = gate_count(&hidden);
+        let gated = Rep::Sum(vec![hidden.clone(), Rep::Scalar.times(gates)]);
+        let width = hidden.size(5);
+        let layers = [
+            build_layer(&group, op(&group, &hidden, &gated), width, 1),
+            build_layer(
+                &group,
+                Op::Bilinear {
+                    group: group.name().into(),
+                    rep: gated.clone(),
+                    channels: BILINEAR_CHANNELS,
+                },
+                width + gates,
+                2,
+            ),
+            build_layer(
+                &group,
+                Op::Gated {
+                    group: group.name().into(),
+                    rep: hidden,
+                    gates,
+                },
+                width + gates,
+                3,
+            ),
+        ];
+        let block: Block = match &layers {
+            [Layer::Equivariant(l), Layer::Bilinear(b), Layer::Gated(g)] => (l, b, g),
+            _ => unreachable!(),
+        };
+        let x = Cpu::default().tensor_from_vec(random_matrix(500, width, 5), (500, width));
+        let time =
+            |name: &str, step: &dyn Fn(portable_checks::Traced) -> portable_checks::Traced| {
+                let run = || {
+                    let y = step(x.leaky_trace());
+                    y.square().sum().backward()
+                };
+                run();
+                let steps = 10;
+                let start = Instant::now();
+                for _ in 0..steps {
+                    run();
+                }
+                let ms = start.elapsed().as_secs_f64() * 1e3 / steps as f64;
+                println!("O(5) EMLP block, batch 500, forward + backward, {name}: {ms:.1} ms");
+            };
+        let (l, b, g) = block;
+        time("fused", &|x| {
+            g.forward_fused(b.forward_fused(l.forward_fused(x).unwrap()).unwrap())
+                .unwrap()
+        });
+        time("portable", &|x| {
+            g.forward_ops(b.forward_ops(l.forward_ops(x).unwrap()).unwrap())
+                .unwrap()
+        });
     }
 
     #[test]

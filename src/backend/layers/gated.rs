@@ -230,7 +230,7 @@ impl Gated {
     }
 
     /// The layer as dfdx operations on its runs, for devices without host buffers.
-    fn forward_ops<D: KernelDevice, T: Tape<f32, D>>(
+    pub(super) fn forward_ops<D: KernelDevice, T: Tape<f32, D>>(
         &self,
         x: Mat<D, T>,
     ) -> Result<Mat<D, T>, BackendError> {
@@ -307,7 +307,7 @@ impl Gated {
     }
 
     /// The fused kernel: one custom op on the tape.
-    fn forward_fused<D: KernelDevice, T: Tape<f32, D>>(
+    pub(super) fn forward_fused<D: KernelDevice, T: Tape<f32, D>>(
         &self,
         x: Mat<D, T>,
     ) -> Result<Mat<D, T>, BackendError> {
