@@ -23,11 +23,23 @@
 //! then pair) for each term t. The basis maps are scaled to ‖A‖²_F = dₒ as in
 //! the equivariant linear layer and W starts at a tenth of a dense layer's
 //! scale, so that a block starts close to its linear part.
+//!
+//! That is the fused path, for host devices. The portable path, for devices
+//! without host buffers, takes the same steps as dfdx operations on batched
+//! layouts with the batch row inside: Xₛ is gathered from the transposed input
+//! as (copy, component·row) so that step 1 is Uₛ = Mₛ·Xₛ; per term, a gather
+//! of U_f's channels b of all pairs at once and one product with A′ give
+//! (pair, row) × (component of s, map row); a gather of U_s's channels a, a
+//! broadcast product and a sum over the components of s give step 3's z for
+//! every pair; one permutation to ((map, pair), (component, row)) and one
+//! product with W give Yₒ. The outputs are stacked, put in position order by
+//! a gather and added to the input.
 
 use super::super::kernels::gemm::{matmul_into as matmul, MatRef};
 use super::super::kernels::tape::{custom_op, host, KernelDevice, Mat};
 use super::super::params::Param;
 use super::super::BackendError;
+use super::equivariant::{concat_along, Rows};
 use crate::group::{BasisSolver, Rep};
 use crate::plan::BilinearPlan;
 use dfdx::prelude::*;
@@ -98,12 +110,34 @@ struct Structure {
     terms: Vec<Term>,
 }
 
+/// The constant tensors of one term on the portable path.
+struct TermOps<D: KernelDevice> {
+    /// A′ as a `size_first × (size_second·maps·size_out)` matrix.
+    basis: Mat<D, NoneTape>,
+    /// The channel of `first`, and that of `second`, of each pair.
+    first: Tensor<(usize,), usize, D>,
+    second: Tensor<(usize,), usize, D>,
+}
+
+/// The constant tensors of the portable path, on the layer's device.
+struct Portable<D: KernelDevice> {
+    /// Per summand with channels, its rows of the transposed input, ordered (copy, component).
+    inputs: Vec<Option<Rows<D>>>,
+    terms: Vec<TermOps<D>>,
+    /// Each position's row in the stack of the outputs, written (copy,
+    /// component) per summand that a term writes, then a zero row when some
+    /// summand gets none.
+    order: Rows<D>,
+    zero: bool,
+}
+
 pub(crate) struct Bilinear<D: KernelDevice> {
     structure: Arc<Structure>,
     /// Per summand Mₛ, absent for summands no term reads.
     mixers: Vec<Option<Param<D>>>,
     /// Per term W_t.
     weights: Vec<Param<D>>,
+    portable: Portable<D>,
 }
 
 /// What the forward pass keeps for the backward pass.
@@ -213,6 +247,7 @@ impl<D: KernelDevice> Bilinear<D> {
             terms,
         };
         Ok(Bilinear {
+            portable: structure.portable(device)?,
             structure: Arc::new(structure),
             mixers,
             weights,
@@ -232,6 +267,90 @@ impl<D: KernelDevice> Bilinear<D> {
     }
 
     pub(crate) fn forward<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, BackendError> {
+        if D::HOST {
+            self.forward_fused(x)
+        } else {
+            self.forward_ops(x).map_err(BackendError::device)
+        }
+    }
+
+    /// The layer as dfdx operations (see the module documentation).
+    pub(super) fn forward_ops<T: Tape<f32, D>>(&self, x: Mat<D, T>) -> Result<Mat<D, T>, D::Err> {
+        let (layer, ops) = (&self.structure, &self.portable);
+        let rows = x.shape().0;
+        // Every read of `x` and of the channels goes by id; their tapes rejoin at the residual.
+        let (x, mut tape) = x.split_tape();
+        let mut channels = Vec::with_capacity(layer.summands.len());
+        for ((s, mixer), input) in (layer.summands.iter().zip(&self.mixers)).zip(&ops.inputs) {
+            let (Some(mixer), Some(input)) = (mixer, input) else {
+                channels.push(None);
+                continue;
+            };
+            let xs = input
+                .take(x.retaped::<T>().try_permute::<_, Axes2<1, 0>>()?)?
+                .try_reshape_like(&(s.copies, s.size * rows))?;
+            let (u, u_tape) = (mixer.handle().retaped::<T>())
+                .try_reshape_like(&(s.channels, s.copies))?
+                .try_matmul(xs)?
+                .try_reshape_like(&(s.channels, s.size, rows))?
+                .try_permute::<_, Axes3<0, 2, 1>>()?
+                .split_tape();
+            tape = tape.merge(u_tape);
+            channels.push(Some(u));
+        }
+        let mut outputs: Vec<Option<Mat<D, T>>> = layer.summands.iter().map(|_| None).collect();
+        for ((t, weight), term) in (layer.terms.iter().zip(&self.weights)).zip(&ops.terms) {
+            let (first, second, out) = (
+                layer.summands[t.first],
+                layer.summands[t.second],
+                layer.summands[t.output],
+            );
+            let (pairs, width) = (t.pairs.len(), t.maps * out.size);
+            let (Some(uf), Some(us)) = (&channels[t.first], &channels[t.second]) else {
+                continue;
+            };
+            // (pair, row) × (component of `second`, map row): T of each pair's channel b.
+            let contracted = (uf.retaped::<T>().try_gather(term.first.clone())?)
+                .try_reshape_like(&(pairs * rows, first.size))?
+                .try_matmul(term.basis.clone())?
+                .try_reshape_like(&(pairs, rows, second.size, width))?;
+            let us = (us.retaped::<T>().try_gather(term.second.clone())?)
+                .try_broadcast_like::<_, Axis<3>>(&(pairs, rows, second.size, width))?;
+            let features = (contracted.try_mul(us)?)
+                .try_sum::<(usize, usize, usize), Axis<2>>()?
+                .try_reshape_like(&(pairs, rows, t.maps, out.size))?
+                .try_permute::<_, Axes4<2, 0, 3, 1>>()?
+                .try_reshape_like(&(t.features(), out.size * rows))?;
+            let y = (weight.handle().retaped::<T>())
+                .try_reshape_like(&(out.copies, t.features()))?
+                .try_matmul(features)?;
+            outputs[t.output] = Some(match outputs[t.output].take() {
+                Some(acc) => acc.try_add(y)?,
+                None => y,
+            });
+        }
+        let mut blocks = Vec::with_capacity(outputs.len() + 1);
+        for (y, s) in outputs.into_iter().zip(&layer.summands) {
+            if let Some(y) = y {
+                blocks.push(y.try_reshape_like(&(s.copies * s.size, rows))?);
+            }
+        }
+        if ops.zero {
+            blocks.push(x.device().try_zeros_like(&(1, rows))?.retaped::<T>());
+        }
+        let x = x.put_tape(tape);
+        match concat_along(blocks, Axis::<0>)? {
+            Some(products) => x.try_add(ops.order.take(products)?.try_permute::<_, Axes2<1, 0>>()?),
+            // Without terms the layer is the identity.
+            None => Ok(x),
+        }
+    }
+
+    /// The fused kernel: one custom op on the tape.
+    pub(super) fn forward_fused<T: Tape<f32, D>>(
+        &self,
+        x: Mat<D, T>,
+    ) -> Result<Mat<D, T>, BackendError> {
         let rows = x.shape().0;
         let layer = Arc::clone(&self.structure);
         let xs = host(&x);
@@ -325,6 +444,60 @@ impl<D: KernelDevice> Bilinear<D> {
 }
 
 impl Structure {
+    /// The constant tensors of the portable path.
+    fn portable<D: KernelDevice>(&self, device: &D) -> Result<Portable<D>, BackendError> {
+        let index = |v: Vec<usize>| {
+            let len = v.len();
+            device
+                .try_tensor_from_vec(v, (len,))
+                .map_err(BackendError::device)
+        };
+        let inputs = (self.summands.iter())
+            .map(|s| {
+                let rows = self.perm[s.offset..s.offset + s.copies * s.size].to_vec();
+                (s.channels > 0)
+                    .then(|| Rows::new(device, rows, self.dim))
+                    .transpose()
+            })
+            .collect::<Result<_, _>>()?;
+        let terms = (self.terms.iter())
+            .map(|t| {
+                let first = self.summands[t.first].size;
+                let basis = device
+                    .try_tensor_from_vec(t.basis.clone(), (first, t.basis.len() / first))
+                    .map_err(BackendError::device)?;
+                Ok(TermOps {
+                    basis,
+                    first: index(t.pairs.iter().map(|&(_, b)| b).collect())?,
+                    second: index(t.pairs.iter().map(|&(a, _)| a).collect())?,
+                })
+            })
+            .collect::<Result<_, BackendError>>()?;
+        // Row of each canonical coordinate in the stack of the written summands.
+        let mut stacked = vec![None; self.dim];
+        let mut rows = 0;
+        for (i, s) in self.summands.iter().enumerate() {
+            if self.terms.iter().any(|t| t.output == i) {
+                let block = s.offset..s.offset + s.copies * s.size;
+                for (q, slot) in stacked[block].iter_mut().enumerate() {
+                    *slot = Some(rows + q);
+                }
+                rows += s.copies * s.size;
+            }
+        }
+        let zero = stacked.iter().any(Option::is_none);
+        let mut order = vec![0; self.dim];
+        for (q, row) in stacked.into_iter().enumerate() {
+            order[self.perm[q]] = row.unwrap_or(rows);
+        }
+        Ok(Portable {
+            inputs,
+            terms,
+            order: Rows::new(device, order, rows + usize::from(zero))?,
+            zero,
+        })
+    }
+
     /// Summand `s` of every row as Xₛ: rows (batch row, component), columns copies.
     fn gather(&self, x: &[f32], rows: usize, s: &Summand) -> Vec<f32> {
         let mut out = vec![0.0; rows * s.size * s.copies];
@@ -496,6 +669,7 @@ fn transpose_blocks(v: &[f32], rows: usize, a: usize, b: usize) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::equivariant::portable_checks::{self, assert_paths_agree, Handle};
     use super::super::testing::*;
     use super::super::Layer;
     use super::*;
@@ -547,6 +721,71 @@ mod tests {
         for (group, rep) in cases {
             let layer = layer(&group, &rep, 3);
             assert_equivariant(&layer, &group, |g| (rep.rho(g), rep.rho(g)));
+        }
+    }
+
+    /// Reps over O(2), SO(2), SO(3) and O(5): EMLP hidden reps with gates,
+    /// and written orders with V² (V⊗V → V² includes SO(3)'s cross product).
+    fn cases() -> Vec<(Group, Rep)> {
+        let planned = |n: usize, channels: usize, gates: usize| {
+            Rep::Sum(vec![
+                uniform_rep(channels, n, true),
+                Rep::Scalar.times(gates),
+            ])
+        };
+        vec![
+            (Group::builtin("O", &[2]).unwrap(), planned(2, 40, 6)),
+            (Group::builtin("SO", &[2]).unwrap(), planned(2, 30, 4)),
+            (
+                Group::builtin("SO", &[3]).unwrap(),
+                Rep::Sum(vec![Rep::V.times(3), Rep::Scalar.times(2), Rep::V.pow(2)]),
+            ),
+            (Group::builtin("O", &[5]).unwrap(), planned(5, 90, 4)),
+        ]
+    }
+
+    /// The layer with its product mixings at full scale, so that the products
+    /// weigh in the comparison, and its parameter handles.
+    fn scaled(group: &Group, rep: &Rep) -> (Layer<Cpu>, Vec<Handle>) {
+        let mut layer = layer(group, rep, 4);
+        for p in layer.params_mut() {
+            let v: Vec<f32> = p.values().iter().map(|v| v * 10.0).collect();
+            p.set(&v);
+        }
+        let handles = layer.params().iter().map(|p| p.handle()).collect();
+        (layer, handles)
+    }
+
+    fn unwrap(layer: &Layer<Cpu>) -> &Bilinear<Cpu> {
+        let Layer::Bilinear(l) = layer else {
+            unreachable!()
+        };
+        l
+    }
+
+    #[test]
+    fn portable_path_matches_the_fused_kernel() {
+        for (group, rep) in cases() {
+            let (layer, params) = scaled(&group, &rep);
+            let l = unwrap(&layer);
+            assert_paths_agree(
+                &params,
+                (3, l.width()),
+                |x| l.forward_fused(x).unwrap(),
+                |x| l.forward_ops(x).unwrap(),
+            );
+        }
+    }
+
+    #[test]
+    fn portable_path_is_equivariant_for_random_group_elements() {
+        for (group, rep) in cases() {
+            let (layer, _) = scaled(&group, &rep);
+            portable_checks::assert_equivariant(
+                |x| unwrap(&layer).forward_ops(x).unwrap(),
+                &group,
+                |g| (rep.rho(g), rep.rho(g)),
+            );
         }
     }
 
