@@ -722,11 +722,7 @@ impl Structure {
 pub(super) mod portable_checks {
     use super::super::super::kernels::tape::{host, Mat};
     use super::super::testing::random_matrix;
-    use crate::group::Group;
     use dfdx::prelude::*;
-    use nalgebra::{DMatrix, DVector};
-    use rand::rngs::StdRng;
-    use rand::SeedableRng;
 
     pub(crate) type Traced = Mat<Cpu, OwnedTape<f32, Cpu>>;
     /// A parameter's tensor, which its gradient is keyed by.
@@ -769,42 +765,6 @@ pub(super) mod portable_checks {
             assert_close_to_scale(a, b, &format!("gradient {k}"));
         }
     }
-
-    /// Asserts ‖f(ρ_in(g)x) − ρ_out(g)f(x)‖ ≤ 1e-5·‖ρ_out(g)f(x)‖ for `run`
-    /// on random inputs and group elements; `rho` gives (ρ_in(g), ρ_out(g)).
-    pub(crate) fn assert_equivariant(
-        run: impl Fn(Mat<Cpu, NoneTape>) -> Mat<Cpu, NoneTape>,
-        group: &Group,
-        rho: impl Fn(&DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>),
-    ) {
-        let mut rng = StdRng::seed_from_u64(23);
-        let rows = 3;
-        for trial in 0..4 {
-            let (rho_in, rho_out) = rho(&group.sample(&mut rng));
-            let act = |m: &DMatrix<f64>, v: &[f32]| -> DVector<f64> {
-                m * DVector::from_iterator(v.len(), v.iter().map(|&x| x as f64))
-            };
-            let apply = |m: &DMatrix<f64>, v: &[f32]| -> Vec<f32> {
-                (v.chunks(m.ncols()))
-                    .flat_map(|r| act(m, r).iter().map(|&x| x as f32).collect::<Vec<_>>())
-                    .collect()
-            };
-            let cols = rho_in.ncols();
-            let f = |x: Vec<f32>| host(&run(Cpu::default().tensor_from_vec(x, (rows, cols))));
-            let x = random_matrix(rows, cols, 200 + trial);
-            let (f_gx, g_fx) = (f(apply(&rho_in, &x)), apply(&rho_out, &f(x)));
-            let diff: f64 = (f_gx.iter().zip(&g_fx))
-                .map(|(a, b)| ((a - b) as f64).powi(2))
-                .sum();
-            let norm: f64 = g_fx.iter().map(|&b| (b as f64).powi(2)).sum();
-            assert!(norm > 1e-6, "trivial output");
-            let rel = (diff / norm).sqrt();
-            assert!(
-                rel < 1e-5,
-                "trial {trial}: relative equivariance error {rel}"
-            );
-        }
-    }
 }
 
 #[cfg(test)]
@@ -813,7 +773,7 @@ mod tests {
         assert_close, assert_equivariant, build_layer, check_gradients, random_matrix,
     };
     use super::super::Layer;
-    use super::portable_checks::{self, assert_paths_agree, Handle};
+    use super::portable_checks::{assert_paths_agree, Handle};
     use super::*;
     use crate::group::Group;
     use crate::plan::{gate_count, uniform_rep, Op};
@@ -1013,7 +973,7 @@ mod tests {
                 let width = rep_in.size(group.n());
                 let layer = build_layer(&group, op(&group, &rep_in, &rep_out), width, 9);
                 let (l, _) = parts(&layer);
-                portable_checks::assert_equivariant(
+                super::super::testing::assert_equivariant_map(
                     |x| l.forward_ops(x).unwrap(),
                     &group,
                     |g| (rep_in.rho(g), rep_out.rho(g)),

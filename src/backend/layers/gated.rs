@@ -393,7 +393,7 @@ impl Structure {
 
 #[cfg(test)]
 mod tests {
-    use super::super::equivariant::portable_checks::{self, assert_paths_agree};
+    use super::super::equivariant::portable_checks::assert_paths_agree;
     use super::super::testing::{assert_equivariant, build_layer, check_gradients};
     use super::super::Layer;
     use super::*;
@@ -540,13 +540,13 @@ mod tests {
         for rep in reps(3) {
             let gates = gate_count(&rep);
             let channel = gated(&group, Gate::Channel, &rep);
-            portable_checks::assert_equivariant(
+            super::super::testing::assert_equivariant_map(
                 |x| unwrap(&channel).forward_ops(x).unwrap(),
                 &group,
                 |g| (with_invariants(rep.rho(g), gates), rep.rho(g)),
             );
             let norm = gated(&group, Gate::Norm, &rep);
-            portable_checks::assert_equivariant(
+            super::super::testing::assert_equivariant_map(
                 |x| unwrap(&norm).forward_ops(x).unwrap(),
                 &group,
                 |g| (rep.rho(g), rep.rho(g)),

@@ -614,10 +614,20 @@ pub(crate) mod testing {
         Layer::build(&mut cx, &node, width).unwrap()
     }
 
-    /// Asserts ‖f(ρ_in(g)x) − ρ_out(g)f(x)‖ ≤ 1e-5·‖ρ_out(g)f(x)‖ for random
-    /// inputs and group elements; `rho` gives (ρ_in(g), ρ_out(g)).
+    /// Asserts ‖f(ρ_in(g)x) − ρ_out(g)f(x)‖ ≤ 1e-5·‖ρ_out(g)f(x)‖ for the
+    /// layer's forward pass on random inputs and group elements; `rho` gives
+    /// (ρ_in(g), ρ_out(g)).
     pub(crate) fn assert_equivariant(
         layer: &Layer<Cpu>,
+        group: &Group,
+        rho: impl Fn(&nalgebra::DMatrix<f64>) -> (nalgebra::DMatrix<f64>, nalgebra::DMatrix<f64>),
+    ) {
+        assert_equivariant_map(|x| layer.forward(x).unwrap(), group, rho);
+    }
+
+    /// [`assert_equivariant`] for any map of a batch, such as one path of a layer.
+    pub(crate) fn assert_equivariant_map(
+        f: impl Fn(Mat<Cpu, NoneTape>) -> Mat<Cpu, NoneTape>,
         group: &Group,
         rho: impl Fn(&nalgebra::DMatrix<f64>) -> (nalgebra::DMatrix<f64>, nalgebra::DMatrix<f64>),
     ) {
@@ -633,13 +643,7 @@ pub(crate) mod testing {
                 (m * v).iter().map(|&x| x as f32).collect()
             };
             let gx: Vec<f32> = x.chunks(in_dim).flat_map(|r| act(&rho_in, r)).collect();
-            let run = |x: Vec<f32>| {
-                host(
-                    &layer
-                        .forward(dev.tensor_from_vec(x, (rows, in_dim)))
-                        .unwrap(),
-                )
-            };
+            let run = |x: Vec<f32>| host(&f(dev.tensor_from_vec(x, (rows, in_dim))));
             let f_gx = run(gx);
             let g_fx: Vec<f32> = run(x)
                 .chunks(out_dim)
