@@ -386,14 +386,6 @@ mod tests {
             dim: coordinates,
             rep: None,
         };
-        let node = |id, op, inputs: Vec<usize>, out_dim, params| Node {
-            id,
-            op,
-            inputs,
-            out_dim,
-            params,
-            constraint: None,
-        };
         ModelGraph {
             model: "head".into(),
             task: Task::Dynamics { coordinates },
@@ -402,8 +394,8 @@ mod tests {
             groups,
             symmetries: vec![],
             nodes: vec![
-                node(0, Op::Input, vec![], d, 0),
-                node(1, op, vec![0], d, params),
+                Node::new(0, Op::Input, vec![], d, 0),
+                Node::new(1, op, vec![0], d, params),
             ],
             output: 1,
             losses,
