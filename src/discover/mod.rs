@@ -28,11 +28,13 @@
 //! ```
 
 mod expm;
+mod fit;
 mod operator;
 mod plot;
 
 pub use expm::{expm, expm_vjp};
-pub use operator::{fit_operator, LossPoint, OperatorConfig, OperatorFit};
+pub use fit::{Fit, LossPoint};
+pub use operator::{fit_operator, OperatorConfig};
 
 use crate::data::{DataError, Splits};
 use crate::group::{cosine, principal_angles, Analysis};
@@ -88,7 +90,9 @@ pub struct Discovery {
     /// The name the found group is exported under (the model's name when the
     /// spec has no `export group`).
     pub export: String,
-    pub fit: OperatorFit,
+    /// The method that found the generators, as the spec names it.
+    pub method: &'static str,
+    pub fit: Fit,
     pub analysis: Analysis,
     /// The comparison with the true generators, for built-in pair data.
     pub truth: Option<Truth>,
@@ -111,22 +115,23 @@ pub fn discover(
     else {
         return Err(DiscoverError::NotDiscovery(graph.model.clone()));
     };
-    let method = graph.symmetries.first().map(|s| &s.strategy);
-    match method {
-        Some(Strategy::Operator) => {}
+    let (method, fit) = match graph.symmetries.first().map(|s| &s.strategy) {
+        Some(Strategy::Operator) => {
+            let config = OperatorConfig {
+                generators: *generators,
+                dim: *dim,
+                steps: graph.train.steps,
+                lr: graph.train.lr,
+                duplicate_weight: DUPLICATE_WEIGHT,
+                seed: graph.train.seed,
+            };
+            let fit = fit_operator(&splits.train, &splits.val, &config, progress)?;
+            ("operator", fit)
+        }
         Some(Strategy::Latent) => return Err(DiscoverError::Unsupported("latent")),
         Some(Strategy::Invariance) => return Err(DiscoverError::Unsupported("invariance")),
         _ => return Err(DiscoverError::NotDiscovery(graph.model.clone())),
-    }
-    let config = OperatorConfig {
-        generators: *generators,
-        dim: *dim,
-        steps: graph.train.steps,
-        lr: graph.train.lr,
-        duplicate_weight: DUPLICATE_WEIGHT,
-        seed: graph.train.seed,
     };
-    let fit = fit_operator(&splits.train, &splits.val, &config, progress)?;
     let analysis = Analysis::new(&fit.generators);
     let truth = match &graph.data {
         DataConfig::Builtin { name, params } => crate::data::true_generators(name, params)
@@ -137,6 +142,7 @@ pub fn discover(
     Ok(Discovery {
         model: graph.model.clone(),
         export: export.clone().unwrap_or_else(|| graph.model.clone()),
+        method,
         fit,
         analysis,
         truth,
@@ -173,9 +179,11 @@ pub struct Report {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportLoss {
-    /// Mean squared residual ‖exp(Σ tᵢGᵢ)x − x′‖² on the training pairs, last step.
+    /// The method's loss on the training data at the last step (for
+    /// `operator`, the mean squared residual ‖exp(Σ tᵢGᵢ)x − x′‖²).
     pub train: f64,
-    /// The same on the validation pairs, with coefficients fitted to them.
+    /// The same on the validation data (for `operator`, with coefficients
+    /// fitted to the validation pairs).
     pub val: f64,
 }
 
@@ -210,7 +218,7 @@ impl Discovery {
         let last = self.fit.history.last();
         Report {
             model: self.model.clone(),
-            method: "operator",
+            method: self.method,
             generators: self.analysis.generators.iter().map(rows).collect(),
             loss: ReportLoss {
                 train: last.map_or(f64::NAN, |p| p.train),
@@ -245,8 +253,9 @@ impl Discovery {
     /// with the nearest built-in algebra and the closure residual in a comment.
     pub fn found_sym(&self) -> String {
         let mut out = format!(
-            "# Learned by `symc discover` from model `{}` (operator method, {} generator{}).\n",
+            "# Learned by `symc discover` from model `{}` ({} method, {} generator{}).\n",
             self.model,
+            self.method,
             self.analysis.generators.len(),
             if self.analysis.generators.len() == 1 {
                 ""

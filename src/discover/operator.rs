@@ -27,6 +27,7 @@
 //! generators explain pairs they were not fitted to.
 
 use super::expm::{expm, expm_vjp};
+use super::fit::{Adam, Fit, LossPoint};
 use super::DiscoverError;
 use crate::data::Table;
 use nalgebra::DMatrix;
@@ -50,25 +51,6 @@ pub struct OperatorConfig {
     pub seed: u64,
 }
 
-/// One point of the loss history.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LossPoint {
-    pub step: usize,
-    /// Mean squared residual on the training pairs.
-    pub train: f64,
-    /// Mean squared residual on the validation pairs (their own coefficients).
-    pub val: f64,
-}
-
-/// The result of an operator fit.
-#[derive(Debug, Clone)]
-pub struct OperatorFit {
-    /// The learned generators, each of unit Frobenius norm.
-    pub generators: Vec<DMatrix<f64>>,
-    /// The loss at every step.
-    pub history: Vec<LossPoint>,
-}
-
 /// Pairs as f64 matrices of n rows, one column per point.
 struct Pairs {
     x: Vec<DMatrix<f64>>,
@@ -82,33 +64,6 @@ impl Pairs {
         Pairs {
             x: (0..table.rows).map(|i| points(table.x_row(i))).collect(),
             x_next: (0..table.rows).map(|i| points(table.y_row(i))).collect(),
-        }
-    }
-}
-
-/// Adam in f64 over one flat parameter vector, with β = (0.9, 0.999), ε = 1e-8.
-struct Adam {
-    step: i32,
-    m: Vec<f64>,
-    v: Vec<f64>,
-}
-
-impl Adam {
-    fn new(len: usize) -> Adam {
-        Adam {
-            step: 0,
-            m: vec![0.0; len],
-            v: vec![0.0; len],
-        }
-    }
-
-    fn update(&mut self, theta: &mut [f64], grad: &[f64], lr: f64) {
-        self.step += 1;
-        let (c1, c2) = (1.0 - 0.9f64.powi(self.step), 1.0 - 0.999f64.powi(self.step));
-        for (((t, g), m), v) in theta.iter_mut().zip(grad).zip(&mut self.m).zip(&mut self.v) {
-            *m = 0.9 * *m + 0.1 * g;
-            *v = 0.999 * *v + 0.001 * g * g;
-            *t -= lr * (*m / c1) / ((*v / c2).sqrt() + 1e-8);
         }
     }
 }
@@ -159,7 +114,7 @@ pub fn fit_operator(
     val: &Table,
     config: &OperatorConfig,
     progress: &mut dyn FnMut(&LossPoint),
-) -> Result<OperatorFit, DiscoverError> {
+) -> Result<Fit, DiscoverError> {
     let n = config.dim;
     let size = train.x_dim;
     if train.y_dim != size || val.x_dim != size || val.y_dim != size {
@@ -224,7 +179,7 @@ pub fn fit_operator(
         history.push(point);
     }
     let raw: Vec<DMatrix<f64>> = (0..layout.k).map(|i| layout.generator(&theta, i)).collect();
-    Ok(OperatorFit {
+    Ok(Fit {
         generators: crate::group::normalize(&raw),
         history,
     })
