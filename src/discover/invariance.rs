@@ -621,7 +621,7 @@ model norm {
             "{report:?}"
         );
         found.write(&dir).unwrap();
-        super::super::tests::assert_enforceable(&dir, "Rot3", 3, 1);
+        super::super::tests::assert_enforceable(&dir, "Rot3", 3, 1, found.tolerance());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

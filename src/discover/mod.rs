@@ -52,8 +52,8 @@ use std::path::{Path, PathBuf};
 /// Weight of the penalty against duplicate generators (see [`fit_operator`]).
 const DUPLICATE_WEIGHT: f64 = 1.0;
 
-/// The tolerance written on an exported group: EMLP's loosened SVD threshold
-/// for generators that are only approximately closed.
+/// The least tolerance written on an exported group: EMLP's loosened SVD
+/// threshold for generators that are only approximately closed.
 pub const EXPORT_TOLERANCE: f64 = 5e-3;
 
 /// Why discovery failed.
@@ -168,6 +168,18 @@ pub fn discover(
     })
 }
 
+/// See [`Discovery::tolerance`].
+pub fn export_tolerance(residual: f64) -> f64 {
+    let wanted = 2.0 * residual;
+    if wanted.is_nan() || wanted <= EXPORT_TOLERANCE {
+        return EXPORT_TOLERANCE;
+    }
+    // 10^−e is a whole number for the tolerances that occur (e ≤ 0), so
+    // dividing by it rounds as the decimal literal does: 2/100 is `0.02`.
+    let scale = 10f64.powi(-(wanted.log10().floor() as i32));
+    (wanted * scale).ceil() / scale
+}
+
 fn compare(found: &[DMatrix<f64>], truth: &[DMatrix<f64>]) -> Truth {
     Truth {
         angles_deg: principal_angles(found, truth)
@@ -272,6 +284,20 @@ impl Discovery {
         }
     }
 
+    /// The tolerance written on the exported group: [`EXPORT_TOLERANCE`], or
+    /// twice the closure residual rounded up to one digit where that is
+    /// larger, so that the span counts as closed and the basis solver is as
+    /// loose as the generators are inexact.
+    ///
+    /// ```
+    /// # use symc::discover::EXPORT_TOLERANCE;
+    /// assert_eq!(symc::discover::export_tolerance(0.0), EXPORT_TOLERANCE);
+    /// assert_eq!(symc::discover::export_tolerance(8.7e-3), 0.02);
+    /// ```
+    pub fn tolerance(&self) -> f64 {
+        export_tolerance(self.analysis.closure.residual)
+    }
+
     /// The found group as a spec: `group NAME = lie(tolerance = …) { … }`,
     /// with the nearest built-in algebra and the closure residual in a comment.
     pub fn found_sym(&self) -> String {
@@ -297,8 +323,9 @@ impl Discovery {
         }
         let _ = writeln!(
             out,
-            "group {} = lie(tolerance = {EXPORT_TOLERANCE}) {{",
-            self.export
+            "group {} = lie(tolerance = {}) {{",
+            self.export,
+            self.tolerance()
         );
         let matrices: Vec<String> = self
             .analysis
@@ -386,15 +413,22 @@ model turn {
                 .unwrap();
         assert_eq!(report["algebras"][0]["name"].as_str(), Some("SO(2)"));
 
-        assert_enforceable(&dir, "Turn", 2, 1);
+        assert_enforceable(&dir, "Turn", 2, 1, found.tolerance());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// Enforces the group `name` of `dir/found.sym` (n×n generators): an
+    /// Enforces the group `name` of `dir/found.sym` (n×n generators,
+    /// exported with `tolerance`): an
     /// untrained EMLP from `points` points of Rⁿ to a scalar over it is
     /// invariant under the group, and not identically zero (the tolerance
     /// written on the export kept a map).
-    pub(super) fn assert_enforceable(dir: &Path, name: &str, n: usize, points: usize) {
+    pub(super) fn assert_enforceable(
+        dir: &Path,
+        name: &str,
+        n: usize,
+        points: usize,
+        tolerance: f64,
+    ) {
         let width = n * points;
         let rows: String = (0..20)
             .map(|i| {
@@ -425,7 +459,7 @@ model enforce {{
 "#
         );
         let graph = &crate::compile(&enforce, "enforce.sym", dir).unwrap().graphs[0];
-        assert_eq!(graph.groups[0].tolerance, Some(EXPORT_TOLERANCE));
+        assert_eq!(graph.groups[0].tolerance, Some(tolerance));
         let model = crate::backend::Model::new(graph, 0).unwrap();
         let table = crate::data::read_csv(&dir.join("norms.csv"), width, 1).unwrap();
         let options = EquivarianceOptions {
