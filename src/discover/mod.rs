@@ -29,11 +29,16 @@
 
 mod expm;
 mod fit;
+mod invariance;
 mod operator;
 mod plot;
 
 pub use expm::{expm, expm_vjp};
 pub use fit::{Fit, LossPoint};
+pub use invariance::{
+    fit_invariance, input_gradients, lie_gram, Extents, FiniteCheck, Invariance, InvarianceConfig,
+    InvarianceReport,
+};
 pub use operator::{fit_operator, OperatorConfig};
 
 use crate::data::{DataError, Splits};
@@ -47,8 +52,8 @@ use std::path::{Path, PathBuf};
 /// Weight of the penalty against duplicate generators (see [`fit_operator`]).
 const DUPLICATE_WEIGHT: f64 = 1.0;
 
-/// The tolerance written on an exported group: EMLP's loosened SVD threshold
-/// for generators that are only approximately closed.
+/// The least tolerance written on an exported group: EMLP's loosened SVD
+/// threshold for generators that are only approximately closed.
 pub const EXPORT_TOLERANCE: f64 = 5e-3;
 
 /// Why discovery failed.
@@ -56,7 +61,7 @@ pub const EXPORT_TOLERANCE: f64 = 5e-3;
 pub enum DiscoverError {
     #[error("model `{0}` learns no symmetry; `symc discover` needs a `learn(...)` model")]
     NotDiscovery(String),
-    #[error("the `{0}` method is not implemented yet; use `operator`")]
+    #[error("the `{0}` method is not implemented yet; use `operator` or `invariance`")]
     Unsupported(&'static str),
     #[error("{0}")]
     Invalid(String),
@@ -71,6 +76,9 @@ pub enum DiscoverError {
     },
     #[error(transparent)]
     Data(#[from] DataError),
+    /// Training the predictor of the `invariance` method failed.
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
 }
 
 /// The found span against the one the data were made with.
@@ -96,6 +104,8 @@ pub struct Discovery {
     pub analysis: Analysis,
     /// The comparison with the true generators, for built-in pair data.
     pub truth: Option<Truth>,
+    /// The spectrum, finite checks and extents of the `invariance` method.
+    pub invariance: Option<InvarianceReport>,
 }
 
 /// Learns the generators of a `learn(...)` model from its data.
@@ -115,7 +125,7 @@ pub fn discover(
     else {
         return Err(DiscoverError::NotDiscovery(graph.model.clone()));
     };
-    let (method, fit) = match graph.symmetries.first().map(|s| &s.strategy) {
+    let (method, fit, invariance) = match graph.symmetries.first().map(|s| &s.strategy) {
         Some(Strategy::Operator) => {
             let config = OperatorConfig {
                 generators: *generators,
@@ -126,10 +136,18 @@ pub fn discover(
                 seed: graph.train.seed,
             };
             let fit = fit_operator(&splits.train, &splits.val, &config, progress)?;
-            ("operator", fit)
+            ("operator", fit, None)
         }
         Some(Strategy::Latent) => return Err(DiscoverError::Unsupported("latent")),
-        Some(Strategy::Invariance) => return Err(DiscoverError::Unsupported("invariance")),
+        Some(Strategy::Invariance) => {
+            let config = InvarianceConfig {
+                generators: *generators,
+                dim: *dim,
+                seed: graph.train.seed,
+            };
+            let found = fit_invariance(graph, splits, &config, progress)?;
+            ("invariance", found.fit, Some(found.report))
+        }
         _ => return Err(DiscoverError::NotDiscovery(graph.model.clone())),
     };
     let analysis = Analysis::new(&fit.generators);
@@ -146,7 +164,20 @@ pub fn discover(
         fit,
         analysis,
         truth,
+        invariance,
     })
+}
+
+/// See [`Discovery::tolerance`].
+pub fn export_tolerance(residual: f64) -> f64 {
+    let wanted = 2.0 * residual;
+    if wanted.is_nan() || wanted <= EXPORT_TOLERANCE {
+        return EXPORT_TOLERANCE;
+    }
+    // 10^−e is a whole number for the tolerances that occur (e ≤ 0), so
+    // dividing by it rounds as the decimal literal does: 2/100 is `0.02`.
+    let scale = 10f64.powi(-(wanted.log10().floor() as i32));
+    (wanted * scale).ceil() / scale
 }
 
 fn compare(found: &[DMatrix<f64>], truth: &[DMatrix<f64>]) -> Truth {
@@ -175,15 +206,18 @@ pub struct Report {
     pub algebras: Vec<ReportAlgebra>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truth: Option<Truth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invariance: Option<InvarianceReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportLoss {
     /// The method's loss on the training data at the last step (for
-    /// `operator`, the mean squared residual ‖exp(Σ tᵢGᵢ)x − x′‖²).
+    /// `operator`, the mean squared residual ‖exp(Σ tᵢGᵢ)x − x′‖²; for
+    /// `invariance`, the mean of the quadratic form q(Gᵢ)).
     pub train: f64,
     /// The same on the validation data (for `operator`, with coefficients
-    /// fitted to the validation pairs).
+    /// fitted to the validation pairs; for `invariance`, q built on them).
     pub val: f64,
 }
 
@@ -246,7 +280,22 @@ impl Discovery {
                 })
                 .collect(),
             truth: self.truth.clone(),
+            invariance: self.invariance.clone(),
         }
+    }
+
+    /// The tolerance written on the exported group: [`EXPORT_TOLERANCE`], or
+    /// twice the closure residual rounded up to one digit where that is
+    /// larger, so that the span counts as closed and the basis solver is as
+    /// loose as the generators are inexact.
+    ///
+    /// ```
+    /// # use symc::discover::EXPORT_TOLERANCE;
+    /// assert_eq!(symc::discover::export_tolerance(0.0), EXPORT_TOLERANCE);
+    /// assert_eq!(symc::discover::export_tolerance(8.7e-3), 0.02);
+    /// ```
+    pub fn tolerance(&self) -> f64 {
+        export_tolerance(self.analysis.closure.residual)
     }
 
     /// The found group as a spec: `group NAME = lie(tolerance = …) { … }`,
@@ -274,8 +323,9 @@ impl Discovery {
         }
         let _ = writeln!(
             out,
-            "group {} = lie(tolerance = {EXPORT_TOLERANCE}) {{",
-            self.export
+            "group {} = lie(tolerance = {}) {{",
+            self.export,
+            self.tolerance()
         );
         let matrices: Vec<String> = self
             .analysis
@@ -363,39 +413,65 @@ model turn {
                 .unwrap();
         assert_eq!(report["algebras"][0]["name"].as_str(), Some("SO(2)"));
 
+        assert_enforceable(&dir, "Turn", 2, 1, found.tolerance());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Enforces the group `name` of `dir/found.sym` (n×n generators,
+    /// exported with `tolerance`): an
+    /// untrained EMLP from `points` points of Rⁿ to a scalar over it is
+    /// invariant under the group, and not identically zero (the tolerance
+    /// written on the export kept a map).
+    pub(super) fn assert_enforceable(
+        dir: &Path,
+        name: &str,
+        n: usize,
+        points: usize,
+        tolerance: f64,
+    ) {
+        let width = n * points;
         let rows: String = (0..20)
             .map(|i| {
-                let (a, b) = ((i as f64 * 0.37).sin(), (i as f64 * 0.91).cos());
-                format!("{a},{b},{}\n", a * a + b * b)
+                let x: Vec<f64> = (0..width)
+                    .map(|j| ((i * width + j) as f64 * 0.37).sin())
+                    .collect();
+                let y: f64 = x.iter().map(|v| v * v).sum();
+                let x: Vec<String> = x.iter().map(f64::to_string).collect();
+                format!("{},{y}\n", x.join(","))
             })
             .collect();
-        std::fs::write(dir.join("norms.csv"), format!("x0,x1,y\n{rows}")).unwrap();
-        let enforce = r#"
+        let header: Vec<String> = (0..width).map(|j| format!("x{j}")).collect();
+        std::fs::write(
+            dir.join("norms.csv"),
+            format!("{},y\n{rows}", header.join(",")),
+        )
+        .unwrap();
+        let enforce = format!(
+            r#"
 include "found.sym"
-model enforce {
-  data     file("norms.csv", inputs = 2, outputs = 1)
-  input    x: V over Turn
-  output   y: scalar over Turn
-  symmetry Turn => architecture
+model enforce {{
+  data     file("norms.csv", inputs = {width}, outputs = 1)
+  input    x: {points}*V over {name}
+  output   y: scalar over {name}
+  symmetry {name} => architecture
   net      emlp(channels = 8, layers = 1)
-}
-"#;
-        let graph = &crate::compile(enforce, "enforce.sym", &dir).unwrap().graphs[0];
-        assert_eq!(graph.groups[0].tolerance, Some(EXPORT_TOLERANCE));
+}}
+"#
+        );
+        let graph = &crate::compile(&enforce, "enforce.sym", dir).unwrap().graphs[0];
+        assert_eq!(graph.groups[0].tolerance, Some(tolerance));
         let model = crate::backend::Model::new(graph, 0).unwrap();
-        let points = crate::data::read_csv(&dir.join("norms.csv"), 2, 1).unwrap();
+        let table = crate::data::read_csv(&dir.join("norms.csv"), width, 1).unwrap();
         let options = EquivarianceOptions {
             samples: 8,
             points: 20,
             seed: 0,
         };
         let measured =
-            measure_equivariance(graph, &|x, rows| model.forward(x, rows), &points, &options)
+            measure_equivariance(graph, &|x, rows| model.forward(x, rows), &table, &options)
                 .unwrap();
         assert!(measured[0].error < 1e-2, "{measured:?}");
-        // The output is not identically zero: the loosened solve kept a map.
-        let out = model.forward(&points.x, points.rows).unwrap();
+        let out = model.forward(&table.x, table.rows).unwrap();
         assert!(out.iter().any(|v| v.abs() > 1e-6));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1071,7 +1071,14 @@ impl Checker<'_> {
         };
 
         let data = match data {
-            Some((d, span)) => self.data(d, span, dir, &inputs, &outputs, &task),
+            Some((d, span)) => {
+                // `invariance` learns from the data of an ordinary regression.
+                let feeds = match learn {
+                    Some(s) if s.strategy == Strategy::Invariance => &Task::Regression,
+                    _ => &task,
+                };
+                self.data(d, span, dir, &inputs, &outputs, feeds)
+            }
             None => {
                 self.err(CheckError::Missing {
                     span: name_span,
@@ -1763,7 +1770,10 @@ impl Checker<'_> {
         let graph = m.symmetries.iter().any(|s| s.strategy == Strategy::Graph);
         let wanted = match base.map(|b| &b.strategy) {
             _ if graph => "graph",
-            Some(Strategy::Hamiltonian | Strategy::Lagrangian) | None => "mlp",
+            // `invariance` learns from a trained predictor's input gradients.
+            Some(Strategy::Hamiltonian | Strategy::Lagrangian | Strategy::Invariance) | None => {
+                "mlp"
+            }
             Some(Strategy::Graph) => "graph",
             Some(Strategy::GroupConv) => "gcnn",
             Some(Strategy::Architecture | Strategy::Soft { .. }) => "emlp",
@@ -1921,6 +1931,8 @@ impl Checker<'_> {
                     }
                 }
             }
+            // `invariance` reads (x, y) samples of a predictor, not pairs.
+            SymmetryKind::Learn { .. } if s.strategy == Strategy::Invariance => {}
             SymmetryKind::Learn { .. } => {
                 let (i, o): (usize, usize) = (
                     m.inputs.iter().map(Port::dim).sum(),

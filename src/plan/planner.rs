@@ -13,7 +13,8 @@
 //! | `graph` on `translation` / `permutation` | one `GraphNetwork` node |
 //! | `hamiltonian` on `time` with `graph` on `translation` / `permutation` | one `HamiltonianGraph` node |
 //! | `group_conv` on `rotation(4)` (+ `reflection`) | `GroupConv` (p4 / p4m) with invariant pooling, then `Linear` |
-//! | `learn(...)` | the input alone: the generators are the result |
+//! | `learn(...) => invariance` | the MLP predictor whose invariances are learned |
+//! | other `learn(...)` | the input alone: the generators are the result |
 //!
 //! Regularisers: `loss` adds the penalty the spec names (`penalty = sampled`,
 //! `lie` or `orbit`); without one, `SampledEquivariance` for groups that act
@@ -144,7 +145,13 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
         (Some(_), Some(Net::Graph { hidden, act })) if hamiltonian_graph => {
             hamiltonian_graph_network(&mut b, model, input, hidden, act)?
         }
-        (Some((SymmetryKind::Learn { .. }, _)), _) => input,
+        (
+            Some((SymmetryKind::Learn { .. }, Strategy::Invariance)),
+            Some(Net::Mlp { hidden, act }),
+        ) => mlp(&mut b, input, n_in, &hidden, act, n_out),
+        (Some((SymmetryKind::Learn { .. }, strategy)), _) if *strategy != Strategy::Invariance => {
+            input
+        }
         (Some((SymmetryKind::Group(g), strategy)), Some(Net::Emlp { channels, layers })) => {
             let (Some(named), Some(s)) = (spec.group(g), base) else {
                 return Err(PlanError::UnknownGroup {
@@ -349,7 +356,9 @@ fn reason(s: &Symmetry, compact: bool, hamiltonian: bool) -> String {
             "learns generators G with x′ ≈ exp(Σ tᵢGᵢ)x from the pairs".into()
         }
         (_, Strategy::Latent) => "learns generators acting on a learned latent space".into(),
-        (_, Strategy::Invariance) => "learns generators that leave the data distribution invariant".into(),
+        (_, Strategy::Invariance) => {
+            "trains an MLP predictor, then learns the generators along which its output does not change".into()
+        }
         _ => "a plain MLP with no symmetry built in: the baseline".into(),
     };
     let who = if s.explicit {
