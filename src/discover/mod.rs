@@ -29,11 +29,13 @@
 
 mod expm;
 mod fit;
+mod latent;
 mod operator;
 mod plot;
 
 pub use expm::{expm, expm_vjp};
 pub use fit::{Fit, LossPoint};
+pub use latent::{fit_latent, LatentConfig, LatentFit, LatentSummary, LatentTerms, Spectrum};
 pub use operator::{fit_operator, OperatorConfig};
 
 use crate::data::{DataError, Splits};
@@ -96,6 +98,19 @@ pub struct Discovery {
     pub analysis: Analysis,
     /// The comparison with the true generators, for built-in pair data.
     pub truth: Option<Truth>,
+    /// What the `latent` method measured besides its loss.
+    pub latent: Option<LatentReport>,
+}
+
+/// The `latent` method's measurements, and the true generators' spectra: its
+/// latent basis is its own, so its generators are compared with the truth by
+/// invariants rather than entry by entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatentReport {
+    #[serde(flatten)]
+    pub summary: LatentSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub true_spectra: Option<Vec<Spectrum>>,
 }
 
 /// Learns the generators of a `learn(...)` model from its data.
@@ -115,6 +130,7 @@ pub fn discover(
     else {
         return Err(DiscoverError::NotDiscovery(graph.model.clone()));
     };
+    let mut latent = None;
     let (method, fit) = match graph.symmetries.first().map(|s| &s.strategy) {
         Some(Strategy::Operator) => {
             let config = OperatorConfig {
@@ -128,16 +144,44 @@ pub fn discover(
             let fit = fit_operator(&splits.train, &splits.val, &config, progress)?;
             ("operator", fit)
         }
-        Some(Strategy::Latent) => return Err(DiscoverError::Unsupported("latent")),
+        Some(Strategy::Latent) => {
+            let (hidden, act) = latent::encoder_shape(graph)?;
+            let config = LatentConfig {
+                generators: *generators,
+                dim: *dim,
+                hidden,
+                act,
+                steps: graph.train.steps,
+                lr: graph.train.lr,
+                duplicate_weight: DUPLICATE_WEIGHT,
+                seed: graph.train.seed,
+            };
+            let found = fit_latent(&splits.train, &splits.val, &config, progress)?;
+            latent = Some(found.summary);
+            ("latent", found.fit)
+        }
         Some(Strategy::Invariance) => return Err(DiscoverError::Unsupported("invariance")),
         _ => return Err(DiscoverError::NotDiscovery(graph.model.clone())),
     };
     let analysis = Analysis::new(&fit.generators);
-    let truth = match &graph.data {
-        DataConfig::Builtin { name, params } => crate::data::true_generators(name, params)
-            .transpose()?
-            .map(|truth| compare(&analysis.generators, &truth)),
+    let true_generators = match &graph.data {
+        DataConfig::Builtin { name, params } => {
+            crate::data::true_generators(name, params).transpose()?
+        }
         DataConfig::File { .. } => None,
+    };
+    let (truth, latent) = match latent {
+        Some(summary) => (
+            None,
+            Some(LatentReport {
+                summary,
+                true_spectra: true_generators.map(|t| t.iter().map(Spectrum::new).collect()),
+            }),
+        ),
+        None => (
+            true_generators.map(|t| compare(&analysis.generators, &t)),
+            None,
+        ),
     };
     Ok(Discovery {
         model: graph.model.clone(),
@@ -146,6 +190,7 @@ pub fn discover(
         fit,
         analysis,
         truth,
+        latent,
     })
 }
 
@@ -175,12 +220,15 @@ pub struct Report {
     pub algebras: Vec<ReportAlgebra>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truth: Option<Truth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latent: Option<LatentReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportLoss {
     /// The method's loss on the training data at the last step (for
-    /// `operator`, the mean squared residual ‖exp(Σ tᵢGᵢ)x − x′‖²).
+    /// `operator`, the mean squared residual ‖exp(Σ tᵢGᵢ)x − x′‖²; for
+    /// `latent`, the prediction error ‖D(exp(Σ tᵢĜᵢ)E(x)) − x′‖²).
     pub train: f64,
     /// The same on the validation data (for `operator`, with coefficients
     /// fitted to the validation pairs).
@@ -246,6 +294,7 @@ impl Discovery {
                 })
                 .collect(),
             truth: self.truth.clone(),
+            latent: self.latent.clone(),
         }
     }
 

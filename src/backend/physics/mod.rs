@@ -56,7 +56,7 @@ pub use hnn::Bracket;
 pub use mlp::Init;
 
 use crate::plan::{Activation, Op};
-use mlp::Mlp;
+pub(crate) use mlp::{Cache as MlpCache, Mlp, Scratch as MlpScratch};
 use serde::{Deserialize, Serialize};
 
 /// Which vector field a [`DynamicsNet`] predicts.
