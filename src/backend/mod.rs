@@ -73,6 +73,9 @@ mod regularizers;
 pub(crate) use adam::AdamW;
 pub use device::DeviceKind;
 pub use error::BackendError;
+/// The dense network of the physics heads, for methods outside the backend
+/// that run their own chain rule through it (latent symmetry discovery).
+pub(crate) use physics::{Mlp, MlpCache, MlpScratch};
 
 use crate::plan::{ModelGraph, Task};
 use dfdx::prelude::*;

@@ -18,7 +18,7 @@
 //! | `lorentz` | p₁…p₄ ∈ R⁴ | 1 | electron–muon scattering amplitude, p ~ N(0, I)/4 (see [`builtin`]) |
 //! | `nbody_spring` | n bodies' (x, p) | (ẋ, ṗ) | unit masses joined pairwise by unit springs, RK4 trajectories |
 //! | `digits` | 8×8 pixels | class | the 1797 handwritten digits of UCI's optdigits test set; parameters `val_fraction`, `test_fraction`, `seed` |
-//! | `rotation2_pairs`, `boost2_pairs`, `scaling2_pairs`, `rotation3_pairs`, `oscillator_pairs` | x | x′ | pairs x′ = exp(A)x for learning symmetries (see [`true_generators`]; parameters `noise`, `extent`, `omega`, `dt`) |
+//! | `rotation2_pairs`, `boost2_pairs`, `scaling2_pairs`, `rotation3_pairs`, `oscillator_pairs`, `observed_oscillator_pairs` | x | x′ | pairs x′ = exp(A)x for learning symmetries (see [`true_generators`]; parameters `noise`, `extent`, `omega`, `dt`) |
 //!
 //! Names not listed here are looked up among the physical systems of
 //! [`systems`].

@@ -8,6 +8,7 @@
 //! | `scaling2_pairs` | 2 | t·I | scaling |
 //! | `rotation3_pairs` | 3 | Σᵢ tᵢLᵢ, the three rotations Lᵢ | so(3) |
 //! | `oscillator_pairs` | 2 | Δt·[[0, 1], [−ω², 0]] | the flow of H = (p² + ω²q²)/2 |
+//! | `observed_oscillator_pairs` | 2, seen in R⁶ | as `oscillator_pairs` | the same flow, acting on (q, p) |
 //!
 //! x ~ N(0, I) and every tᵢ ~ U(−`extent`, `extent`) (default 1). A sample
 //! holds `points` such points (default 1; x and x′ then have `points`·n
@@ -15,7 +16,10 @@
 //! with one point per sample, n generators of Rⁿ would fit any pair. For the
 //! oscillator, x is a point of a trajectory — a standard normal start
 //! evolved for a uniform time in one period — and x′ the point `dt` later
-//! (`omega` default 2, `dt` default 0.3). Gaussian noise of standard
+//! (`omega` default 2, `dt` default 0.3). The observed oscillator is the
+//! same pair of states seen through the fixed smooth map φ: R² → R⁶ of
+//! [`observe`], so its flow is nonlinear in the observations and linear only
+//! in a latent (q, p) that a method must find. Gaussian noise of standard
 //! deviation `noise` (default 0; the data have unit scale, so 0.01 is 1%) is
 //! added to x and to x′ independently. Parameters `train`, `val`, `test`
 //! (defaults 1000, 200, 200) and `seed` as for every generator.
@@ -35,6 +39,7 @@ enum Kind {
     Scaling2,
     Rotation3,
     Oscillator,
+    ObservedOscillator,
 }
 
 impl Kind {
@@ -45,10 +50,12 @@ impl Kind {
             "scaling2_pairs" => Kind::Scaling2,
             "rotation3_pairs" => Kind::Rotation3,
             "oscillator_pairs" => Kind::Oscillator,
+            "observed_oscillator_pairs" => Kind::ObservedOscillator,
             _ => return None,
         })
     }
 
+    /// The size of the space the transformation acts on linearly.
     fn dim(self) -> usize {
         if self == Kind::Rotation3 {
             3
@@ -56,6 +63,43 @@ impl Kind {
             2
         }
     }
+
+    /// The components of one point as the data show it.
+    fn observed(self) -> usize {
+        if self == Kind::ObservedOscillator {
+            OBSERVED
+        } else {
+            self.dim()
+        }
+    }
+
+    fn oscillates(self) -> bool {
+        matches!(self, Kind::Oscillator | Kind::ObservedOscillator)
+    }
+}
+
+/// Components of an observed oscillator state.
+const OBSERVED: usize = 6;
+
+/// The observation of an oscillator state (q, p) of angular frequency ω:
+/// with u = ωq/s and v = p/s, where s = √((1 + ω²)/2) is the states'
+/// standard deviation,
+///
+/// φ(q, p) = (tanh 0.8u, tanh 0.8v, tanh ½(u + v), tanh ½(u − v), tanh 0.4uv, sin(0.6u + 0.4v)).
+///
+/// The flow turns (u, v) rigidly by ωΔt; φ bends that turn out of any
+/// plane. φ is smooth, and injective through its first two components.
+fn observe(q: f64, p: f64, omega: f64) -> [f64; OBSERVED] {
+    let s = ((1.0 + omega * omega) / 2.0).sqrt();
+    let (u, v) = (omega * q / s, p / s);
+    [
+        (0.8 * u).tanh(),
+        (0.8 * v).tanh(),
+        (0.5 * (u + v)).tanh(),
+        (0.5 * (u - v)).tanh(),
+        (0.4 * u * v).tanh(),
+        (0.6 * u + 0.4 * v).sin(),
+    ]
 }
 
 /// The settings of one pair set.
@@ -87,7 +131,9 @@ impl Settings {
             Kind::Rotation2 => vec![m(0.0, -1.0, 1.0, 0.0)],
             Kind::Boost2 => vec![m(0.0, 1.0, 1.0, 0.0)],
             Kind::Scaling2 => vec![DMatrix::identity(2, 2)],
-            Kind::Oscillator => vec![m(0.0, 1.0, -self.omega * self.omega, 0.0)],
+            Kind::Oscillator | Kind::ObservedOscillator => {
+                vec![m(0.0, 1.0, -self.omega * self.omega, 0.0)]
+            }
             Kind::Rotation3 => [(0, 1), (0, 2), (1, 2)]
                 .iter()
                 .map(|&(i, j)| {
@@ -108,7 +154,7 @@ impl Settings {
     ) -> (DMatrix<f64>, DMatrix<f64>) {
         let n = self.kind.dim();
         let start = DMatrix::from_fn(n, self.points, |_, _| rng.sample::<f64, _>(StandardNormal));
-        let (x, x_next) = if self.kind == Kind::Oscillator {
+        let (x, x_next) = if self.kind.oscillates() {
             let period = 2.0 * std::f64::consts::PI / self.omega;
             let x = (&generators[0] * rng.gen_range(0.0..period)).exp() * start;
             let x_next = (&generators[0] * self.dt).exp() * &x;
@@ -119,6 +165,17 @@ impl Settings {
             });
             let x_next = algebra.exp() * &start;
             (start, x_next)
+        };
+        let (x, x_next) = if self.kind == Kind::ObservedOscillator {
+            let seen = |states: DMatrix<f64>| {
+                let columns = states
+                    .column_iter()
+                    .flat_map(|s| observe(s[0], s[1], self.omega));
+                DMatrix::from_iterator(OBSERVED, self.points, columns)
+            };
+            (seen(x), seen(x_next))
+        } else {
+            (x, x_next)
         };
         let mut noisy =
             |v: DMatrix<f64>| v.map(|a| a + self.noise * rng.sample::<f64, _>(StandardNormal));
@@ -148,7 +205,7 @@ fn generate_kind(
     let settings = Settings::read(kind, &params)?;
     let seed = params.count("seed", 0)?;
     let generators = settings.generators();
-    let n = kind.dim() * settings.points;
+    let n = kind.observed() * settings.points;
     let split = |index: u64, rows: u64| -> Table {
         let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(3).wrapping_add(index));
         let rows = rows as usize;
@@ -251,6 +308,35 @@ mod tests {
             let pp = -x[0] * 3.0 * s + x[1] * c;
             assert!((q - x_next[0]).abs() < 1e-5 && (pp - x_next[1]).abs() < 1e-5);
         }
+    }
+
+    /// Undoing φ through its first two components, (tanh 0.8u, tanh 0.8v),
+    /// gives states (u, v) that each pair turns rigidly by ωΔt, and the other
+    /// four components are φ's at that state.
+    #[test]
+    fn observed_oscillator_pairs_are_a_turn_seen_through_the_map() {
+        let p = params(&[("train", 30.0), ("omega", 3.0), ("dt", 0.2)]);
+        let splits = generate("observed_oscillator_pairs", &p).unwrap().unwrap();
+        assert_eq!((splits.train.x_dim, splits.train.y_dim), (6, 6));
+        let (s, c) = (0.6_f64.sin(), 0.6_f64.cos());
+        let state = |y: &DVector<f64>| (y[0].atanh() / 0.8, y[1].atanh() / 0.8);
+        let scale = 5.0_f64.sqrt();
+        for i in 0..30 {
+            let (x, x_next) = rows(&splits.train, i);
+            let ((u, v), (u_next, v_next)) = (state(&x), state(&x_next));
+            // u = ωq/s, v = p/s and q̇ = p, ṗ = −ω²q turn (u, v) clockwise.
+            assert!((u * c + v * s - u_next).abs() < 1e-3, "{u}, {v} → {u_next}");
+            assert!(
+                (-u * s + v * c - v_next).abs() < 1e-3,
+                "{u}, {v} → {v_next}"
+            );
+            let seen = observe(u * scale / 3.0, v * scale, 3.0);
+            assert!(seen.iter().zip(x.iter()).all(|(a, b)| (a - b).abs() < 1e-4));
+        }
+        let truth = true_generators("observed_oscillator_pairs", &p)
+            .unwrap()
+            .unwrap();
+        assert_eq!(truth[0][(1, 0)], -9.0);
     }
 
     /// Noise of standard deviation σ shows as the spread of ‖x′‖ − ‖x‖ for rotations.

@@ -30,6 +30,7 @@
 mod expm;
 mod fit;
 mod invariance;
+mod latent;
 mod operator;
 mod plot;
 
@@ -39,6 +40,7 @@ pub use invariance::{
     fit_invariance, input_gradients, lie_gram, Extents, FiniteCheck, Invariance, InvarianceConfig,
     InvarianceReport,
 };
+pub use latent::{fit_latent, LatentConfig, LatentFit, LatentSummary, LatentTerms, Spectrum};
 pub use operator::{fit_operator, OperatorConfig};
 
 use crate::data::{DataError, Splits};
@@ -106,6 +108,19 @@ pub struct Discovery {
     pub truth: Option<Truth>,
     /// The spectrum, finite checks and extents of the `invariance` method.
     pub invariance: Option<InvarianceReport>,
+    /// What the `latent` method measured besides its loss.
+    pub latent: Option<LatentReport>,
+}
+
+/// The `latent` method's measurements, and the true generators' spectra: its
+/// latent basis is its own, so its generators are compared with the truth by
+/// invariants rather than entry by entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatentReport {
+    #[serde(flatten)]
+    pub summary: LatentSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub true_spectra: Option<Vec<Spectrum>>,
 }
 
 /// Learns the generators of a `learn(...)` model from its data.
@@ -125,7 +140,7 @@ pub fn discover(
     else {
         return Err(DiscoverError::NotDiscovery(graph.model.clone()));
     };
-    let (method, fit, invariance) = match graph.symmetries.first().map(|s| &s.strategy) {
+    let (method, fit, invariance, latent) = match graph.symmetries.first().map(|s| &s.strategy) {
         Some(Strategy::Operator) => {
             let config = OperatorConfig {
                 generators: *generators,
@@ -136,9 +151,23 @@ pub fn discover(
                 seed: graph.train.seed,
             };
             let fit = fit_operator(&splits.train, &splits.val, &config, progress)?;
-            ("operator", fit, None)
+            ("operator", fit, None, None)
         }
-        Some(Strategy::Latent) => return Err(DiscoverError::Unsupported("latent")),
+        Some(Strategy::Latent) => {
+            let (hidden, act) = latent::encoder_shape(graph)?;
+            let config = LatentConfig {
+                generators: *generators,
+                dim: *dim,
+                hidden,
+                act,
+                steps: graph.train.steps,
+                lr: graph.train.lr,
+                duplicate_weight: DUPLICATE_WEIGHT,
+                seed: graph.train.seed,
+            };
+            let found = fit_latent(&splits.train, &splits.val, &config, progress)?;
+            ("latent", found.fit, None, Some(found.summary))
+        }
         Some(Strategy::Invariance) => {
             let config = InvarianceConfig {
                 generators: *generators,
@@ -146,16 +175,29 @@ pub fn discover(
                 seed: graph.train.seed,
             };
             let found = fit_invariance(graph, splits, &config, progress)?;
-            ("invariance", found.fit, Some(found.report))
+            ("invariance", found.fit, Some(found.report), None)
         }
         _ => return Err(DiscoverError::NotDiscovery(graph.model.clone())),
     };
     let analysis = Analysis::new(&fit.generators);
-    let truth = match &graph.data {
-        DataConfig::Builtin { name, params } => crate::data::true_generators(name, params)
-            .transpose()?
-            .map(|truth| compare(&analysis.generators, &truth)),
+    let true_generators = match &graph.data {
+        DataConfig::Builtin { name, params } => {
+            crate::data::true_generators(name, params).transpose()?
+        }
         DataConfig::File { .. } => None,
+    };
+    let (truth, latent) = match latent {
+        Some(summary) => (
+            None,
+            Some(LatentReport {
+                summary,
+                true_spectra: true_generators.map(|t| t.iter().map(Spectrum::new).collect()),
+            }),
+        ),
+        None => (
+            true_generators.map(|t| compare(&analysis.generators, &t)),
+            None,
+        ),
     };
     Ok(Discovery {
         model: graph.model.clone(),
@@ -165,6 +207,7 @@ pub fn discover(
         analysis,
         truth,
         invariance,
+        latent,
     })
 }
 
@@ -208,13 +251,15 @@ pub struct Report {
     pub truth: Option<Truth>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invariance: Option<InvarianceReport>,
+    pub latent: Option<LatentReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportLoss {
     /// The method's loss on the training data at the last step (for
     /// `operator`, the mean squared residual ‖exp(Σ tᵢGᵢ)x − x′‖²; for
-    /// `invariance`, the mean of the quadratic form q(Gᵢ)).
+    /// `invariance`, the mean of the quadratic form q(Gᵢ); for `latent`, the
+    /// prediction error ‖D(exp(Σ tᵢĜᵢ)E(x)) − x′‖²).
     pub train: f64,
     /// The same on the validation data (for `operator`, with coefficients
     /// fitted to the validation pairs; for `invariance`, q built on them).
@@ -281,6 +326,7 @@ impl Discovery {
                 .collect(),
             truth: self.truth.clone(),
             invariance: self.invariance.clone(),
+            latent: self.latent.clone(),
         }
     }
 

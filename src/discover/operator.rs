@@ -69,23 +69,160 @@ impl Pairs {
 }
 
 /// The parameters, laid out in one vector: k generators (n×n, column-major),
-/// then k coefficients per training pair, then k per validation pair.
-struct Layout {
-    n: usize,
-    k: usize,
-    train: usize,
+/// then k coefficients per training pair, then k per validation pair. The
+/// `latent` method appends its networks' parameters after these.
+pub(super) struct Layout {
+    pub(super) n: usize,
+    pub(super) k: usize,
+    pub(super) train: usize,
 }
 
 impl Layout {
-    fn generator(&self, theta: &[f64], i: usize) -> DMatrix<f64> {
+    pub(super) fn generator(&self, theta: &[f64], i: usize) -> DMatrix<f64> {
         let nn = self.n * self.n;
         DMatrix::from_column_slice(self.n, self.n, &theta[i * nn..(i + 1) * nn])
     }
 
     /// Offset of pair `p`'s coefficients (validation pairs follow the training pairs).
-    fn coefficients(&self, p: usize) -> usize {
+    pub(super) fn coefficients(&self, p: usize) -> usize {
         self.k * self.n * self.n + p * self.k
     }
+
+    /// The starting generators and coefficients of `pairs` pairs: standard
+    /// normal generators and small coefficients, so that the first steps see
+    /// nearly linear flows.
+    pub(super) fn initial(&self, pairs: usize, rng: &mut StdRng) -> Vec<f64> {
+        let generators = self.coefficients(0);
+        (0..self.coefficients(pairs))
+            .map(|i| {
+                let z: f64 = rng.sample(StandardNormal);
+                if i < generators {
+                    z
+                } else {
+                    0.1 * z
+                }
+            })
+            .collect()
+    }
+}
+
+/// The unit generators Ĝᵢ = Gᵢ / ‖Gᵢ‖ at θ, and ∂ℓ/∂Ĝ as the pairs add to it.
+pub(super) struct UnitGenerators {
+    norms: Vec<f64>,
+    unit: Vec<DMatrix<f64>>,
+    d_unit: Vec<DMatrix<f64>>,
+}
+
+impl UnitGenerators {
+    pub(super) fn new(layout: &Layout, theta: &[f64]) -> UnitGenerators {
+        let raw: Vec<DMatrix<f64>> = (0..layout.k).map(|i| layout.generator(theta, i)).collect();
+        let norms: Vec<f64> = raw
+            .iter()
+            .map(|g| g.norm().max(f64::MIN_POSITIVE))
+            .collect();
+        let unit = raw.iter().zip(&norms).map(|(g, s)| g / *s).collect();
+        UnitGenerators {
+            norms,
+            unit,
+            d_unit: vec![DMatrix::zeros(layout.n, layout.n); layout.k],
+        }
+    }
+
+    /// A = Σᵢ tᵢ Ĝᵢ.
+    pub(super) fn algebra(&self, t: &[f64]) -> DMatrix<f64> {
+        let n = self.unit[0].nrows();
+        self.unit
+            .iter()
+            .zip(t)
+            .fold(DMatrix::zeros(n, n), |acc, (g, ti)| acc + g * *ti)
+    }
+
+    /// Takes ∂ℓ/∂Aₚ of the pair whose coefficients tₚ start at `at`: writes
+    /// ∂ℓ/∂tₚᵢ = ⟨∂ℓ/∂Aₚ, Ĝᵢ⟩ into `grad`, and adds ∂ℓ/∂Ĝᵢ = tₚᵢ ∂ℓ/∂Aₚ
+    /// when the pair trains the generators (validation pairs do not).
+    pub(super) fn pull(
+        &mut self,
+        theta: &[f64],
+        at: usize,
+        d_a: &DMatrix<f64>,
+        trains_generators: bool,
+        grad: &mut [f64],
+    ) {
+        for (i, unit) in self.unit.iter().enumerate() {
+            grad[at + i] = d_a.dot(unit);
+            if trains_generators {
+                self.d_unit[i] += d_a * theta[at + i];
+            }
+        }
+    }
+
+    /// Adds the penalty λ Σ_{i<j} ⟨Ĝᵢ, Ĝⱼ⟩² against duplicate generators and
+    /// writes ∂ℓ/∂G = (D − Ĝ⟨Ĝ, D⟩)/‖G‖ into the generators' slots of `grad`.
+    pub(super) fn finish(mut self, duplicate_weight: f64, grad: &mut [f64]) {
+        let k = self.unit.len();
+        let nn = self.unit[0].len();
+        for i in 0..k {
+            for j in (0..k).filter(|&j| j != i) {
+                let correlation = self.unit[i].dot(&self.unit[j]);
+                self.d_unit[i] += &self.unit[j] * (2.0 * duplicate_weight * correlation);
+            }
+            let unit = &self.unit[i];
+            let d_raw = (&self.d_unit[i] - unit * unit.dot(&self.d_unit[i])) / self.norms[i];
+            grad[i * nn..(i + 1) * nn].copy_from_slice(d_raw.as_slice());
+        }
+    }
+}
+
+/// Refuses pairs of unequal sizes, an empty training set and more
+/// generators than n×n matrices can hold.
+pub(super) fn check_pairs(
+    train: &Table,
+    val: &Table,
+    generators: usize,
+    n: usize,
+) -> Result<(), DiscoverError> {
+    let size = train.x_dim;
+    if train.y_dim != size || val.x_dim != size || val.y_dim != size {
+        return Err(DiscoverError::Invalid(format!(
+            "pairs (x, x′) must have equal sizes, found {} and {}",
+            train.x_dim, train.y_dim
+        )));
+    }
+    if train.rows == 0 {
+        return Err(DiscoverError::Invalid("there are no training pairs".into()));
+    }
+    if generators == 0 || generators > n * n {
+        return Err(DiscoverError::Invalid(format!(
+            "cannot learn {generators} generators of {n}×{n} matrices (at most {})",
+            n * n
+        )));
+    }
+    Ok(())
+}
+
+/// Full-batch Adam on θ for `steps` steps: `gradient` writes ∂ℓ/∂θ at θ and
+/// returns that step's losses, which go to `progress` and into the history.
+pub(super) fn descend(
+    theta: &mut [f64],
+    steps: usize,
+    lr: f64,
+    progress: &mut dyn FnMut(&LossPoint),
+    mut gradient: impl FnMut(&[f64], &mut [f64], usize) -> LossPoint,
+) -> Result<Vec<LossPoint>, DiscoverError> {
+    let mut adam = Adam::new(theta.len());
+    let mut history = Vec::with_capacity(steps);
+    let mut grad = vec![0.0; theta.len()];
+    for step in 1..=steps {
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        let point = gradient(theta, &mut grad, step);
+        if !(point.train.is_finite() && point.val.is_finite()) {
+            return Err(DiscoverError::Diverged { step });
+        }
+        adam.update(theta, &grad, lr);
+        progress(&point);
+        history.push(point);
+    }
+    Ok(history)
 }
 
 /// Fits `config.generators` generators to the pairs of `train` (inputs x,
@@ -116,26 +253,11 @@ pub fn fit_operator(
     progress: &mut dyn FnMut(&LossPoint),
 ) -> Result<Fit, DiscoverError> {
     let n = config.dim;
+    check_pairs(train, val, config.generators, n)?;
     let size = train.x_dim;
-    if train.y_dim != size || val.x_dim != size || val.y_dim != size {
-        return Err(DiscoverError::Invalid(format!(
-            "pairs (x, x′) must have equal sizes, found {} and {}",
-            train.x_dim, train.y_dim
-        )));
-    }
-    if n == 0 || size % n != 0 {
+    if size % n != 0 {
         return Err(DiscoverError::Invalid(format!(
             "samples of {size} components are not points of R^{n}"
-        )));
-    }
-    if train.rows == 0 {
-        return Err(DiscoverError::Invalid("there are no training pairs".into()));
-    }
-    if config.generators == 0 || config.generators > n * n {
-        return Err(DiscoverError::Invalid(format!(
-            "cannot learn {} generators of {n}×{n} matrices (at most {})",
-            config.generators,
-            n * n
         )));
     }
     let (train_pairs, val_pairs) = (Pairs::new(train, n), Pairs::new(val, n));
@@ -144,40 +266,17 @@ pub fn fit_operator(
         k: config.generators,
         train: train.rows,
     };
-    let len = layout.coefficients(train.rows + val.rows);
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    // Generators start as standard normal matrices; coefficients small, so
-    // that the first steps see nearly linear flows.
-    let mut theta: Vec<f64> = (0..len)
-        .map(|i| {
-            let z: f64 = rng.sample(StandardNormal);
-            if i < layout.coefficients(0) {
-                z
-            } else {
-                0.1 * z
-            }
-        })
-        .collect();
-    let mut adam = Adam::new(len);
-    let mut history = Vec::with_capacity(config.steps);
-    let mut grad = vec![0.0; len];
-    for step in 1..=config.steps {
-        let point = gradient(
-            &layout,
-            &theta,
-            &train_pairs,
-            &val_pairs,
-            config,
-            &mut grad,
-            step,
-        );
-        if !(point.train.is_finite() && point.val.is_finite()) {
-            return Err(DiscoverError::Diverged { step });
-        }
-        adam.update(&mut theta, &grad, config.lr);
-        progress(&point);
-        history.push(point);
-    }
+    let mut theta = layout.initial(
+        train.rows + val.rows,
+        &mut StdRng::seed_from_u64(config.seed),
+    );
+    let history = descend(
+        &mut theta,
+        config.steps,
+        config.lr,
+        progress,
+        |theta, grad, step| gradient(&layout, theta, &train_pairs, &val_pairs, config, grad, step),
+    )?;
     let raw: Vec<DMatrix<f64>> = (0..layout.k).map(|i| layout.generator(&theta, i)).collect();
     Ok(Fit {
         generators: crate::group::normalize(&raw),
@@ -185,7 +284,7 @@ pub fn fit_operator(
     })
 }
 
-/// Writes ∂ℓ/∂θ into `grad` and returns the losses at θ.
+/// Adds ∂ℓ/∂θ to `grad` (zero on entry) and returns the losses at θ.
 fn gradient(
     layout: &Layout,
     theta: &[f64],
@@ -195,49 +294,22 @@ fn gradient(
     grad: &mut [f64],
     step: usize,
 ) -> LossPoint {
-    let (n, k) = (layout.n, layout.k);
-    grad.iter_mut().for_each(|g| *g = 0.0);
-    let raw: Vec<DMatrix<f64>> = (0..k).map(|i| layout.generator(theta, i)).collect();
-    let norms: Vec<f64> = raw
-        .iter()
-        .map(|g| g.norm().max(f64::MIN_POSITIVE))
-        .collect();
-    let unit: Vec<DMatrix<f64>> = raw.iter().zip(&norms).map(|(g, s)| g / *s).collect();
-    let mut d_unit = vec![DMatrix::<f64>::zeros(n, n); k];
+    let k = layout.k;
+    let mut generators = UnitGenerators::new(layout, theta);
     let mut losses = [0.0; 2];
     let sets = [(train, 0), (val, layout.train)];
     for (set, ((pairs, first), loss)) in sets.iter().zip(&mut losses).enumerate() {
         let scale = 1.0 / pairs.x.len().max(1) as f64;
         for (p, (x, x_next)) in pairs.x.iter().zip(&pairs.x_next).enumerate() {
             let at = layout.coefficients(first + p);
-            let t = &theta[at..at + k];
-            let a = unit
-                .iter()
-                .zip(t)
-                .fold(DMatrix::zeros(n, n), |acc, (g, ti)| acc + g * *ti);
+            let a = generators.algebra(&theta[at..at + k]);
             let residual = expm(&a) * x - x_next;
             *loss += scale * residual.norm_squared();
             let d_a = expm_vjp(&a, &(&residual * x.transpose() * (2.0 * scale)));
-            for i in 0..k {
-                grad[at + i] = d_a.dot(&unit[i]);
-                // Only the training pairs move the generators.
-                if set == 0 {
-                    d_unit[i] += &d_a * t[i];
-                }
-            }
+            generators.pull(theta, at, &d_a, set == 0, grad);
         }
     }
-    for i in 0..k {
-        for j in 0..k {
-            if i != j {
-                let correlation = unit[i].dot(&unit[j]);
-                d_unit[i] += &unit[j] * (2.0 * config.duplicate_weight * correlation);
-            }
-        }
-        let d_raw = (&d_unit[i] - &unit[i] * unit[i].dot(&d_unit[i])) / norms[i];
-        let nn = n * n;
-        grad[i * nn..(i + 1) * nn].copy_from_slice(d_raw.as_slice());
-    }
+    generators.finish(config.duplicate_weight, grad);
     LossPoint {
         step,
         train: losses[0],

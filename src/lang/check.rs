@@ -303,6 +303,14 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         per_body: false,
     },
     BuiltinData {
+        name: "observed_oscillator_pairs",
+        inputs: 6,
+        outputs: 6,
+        classes: false,
+        per_point: true,
+        per_body: false,
+    },
+    BuiltinData {
         name: "digits",
         inputs: 64,
         outputs: 10,
@@ -1257,10 +1265,12 @@ impl Checker<'_> {
                     Some(v) => self.integer(v, "generators", 1)?,
                     None => 1,
                 };
+                // A latent space is the model's own; its size need not divide the input's.
+                let latent = s.strategy.as_ref().is_some_and(|d| d.name.node == "latent");
                 let dim = match map.get("dim") {
                     Some(v) => {
                         let dim = self.integer(v, "dim", 1)?;
-                        if n_in % dim != 0 {
+                        if !latent && n_in % dim != 0 {
                             self.err(CheckError::Dimension {
                                 span: v.span,
                                 message: format!(
@@ -1274,6 +1284,14 @@ impl Checker<'_> {
                             return None;
                         }
                         dim
+                    }
+                    None if latent => {
+                        self.invalid(
+                            s.name.span,
+                            "`learn(...) => latent` needs the size of its latent space",
+                            Some("add the latent size to `learn`, e.g. `learn(generators = 1, dim = 2)`".into()),
+                        );
+                        return None;
                     }
                     None => n_in,
                 };
@@ -1777,6 +1795,8 @@ impl Checker<'_> {
             Some(Strategy::Graph) => "graph",
             Some(Strategy::GroupConv) => "gcnn",
             Some(Strategy::Architecture | Strategy::Soft { .. }) => "emlp",
+            // The encoder; the decoder mirrors it.
+            Some(Strategy::Latent) => "mlp",
             Some(_) => "",
         };
         if let (Some(net), Some(span)) = (&m.net, net_span) {

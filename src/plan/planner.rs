@@ -13,8 +13,9 @@
 //! | `graph` on `translation` / `permutation` | one `GraphNetwork` node |
 //! | `hamiltonian` on `time` with `graph` on `translation` / `permutation` | one `HamiltonianGraph` node |
 //! | `group_conv` on `rotation(4)` (+ `reflection`) | `GroupConv` (p4 / p4m) with invariant pooling, then `Linear` |
+//! | `learn(...) => operator` | the input alone: the generators are the result |
 //! | `learn(...) => invariance` | the MLP predictor whose invariances are learned |
-//! | other `learn(...)` | the input alone: the generators are the result |
+//! | `learn(generators, dim) => latent` | an autoencoder of two MLPs: the `net`'s `hidden` layers from the input down to a `dim`-dimensional code, the same layers in reverse from the code back up to the output |
 //!
 //! Regularisers: `loss` adds the penalty the spec names (`penalty = sampled`,
 //! `lie` or `orbit`); without one, `SampledEquivariance` for groups that act
@@ -149,9 +150,15 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
             Some((SymmetryKind::Learn { .. }, Strategy::Invariance)),
             Some(Net::Mlp { hidden, act }),
         ) => mlp(&mut b, input, n_in, &hidden, act, n_out),
-        (Some((SymmetryKind::Learn { .. }, strategy)), _) if *strategy != Strategy::Invariance => {
-            input
+        (
+            Some((SymmetryKind::Learn { dim, .. }, Strategy::Latent)),
+            Some(Net::Mlp { hidden, act }),
+        ) => {
+            let code = mlp(&mut b, input, n_in, &hidden, act, *dim);
+            let mirrored: Vec<usize> = hidden.iter().rev().copied().collect();
+            mlp(&mut b, code, *dim, &mirrored, act, n_out)
         }
+        (Some((SymmetryKind::Learn { .. }, _)), _) => input,
         (Some((SymmetryKind::Group(g), strategy)), Some(Net::Emlp { channels, layers })) => {
             let (Some(named), Some(s)) = (spec.group(g), base) else {
                 return Err(PlanError::UnknownGroup {

@@ -158,11 +158,56 @@ impl<P: AsRef<[f32]>> Mlp<P> {
 
     /// Values of the network at `rows` inputs (`rows × sizes[last]`).
     pub(crate) fn eval(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        let mut cache = Cache::default();
-        self.forward_hidden(x, rows, &mut cache);
+        self.forward(x, rows, &mut Cache::default())
+    }
+
+    /// Values of the network at `rows` inputs, keeping in `cache` what
+    /// [`Mlp::backward`] needs.
+    pub(crate) fn forward(&self, x: &[f32], rows: usize, cache: &mut Cache) -> Vec<f32> {
+        self.forward_hidden(x, rows, cache);
         let mut out = vec![0.0; rows * self.sizes[self.layers()]];
-        self.output(x, rows, &cache, &mut out);
+        self.output(x, rows, cache, &mut out);
         out
+    }
+
+    /// Back-propagates `d_out`, the loss gradient at the outputs of the
+    /// [`Mlp::forward`] pass that filled `cache`: accumulates the parameters'
+    /// gradient into `grad` and, when asked, writes the inputs' gradient into
+    /// `d_input` (`rows × sizes[0]`), for a loss that reaches this network
+    /// through another one.
+    pub(crate) fn backward(
+        &self,
+        x: &[f32],
+        rows: usize,
+        cache: &Cache,
+        d_out: &[f32],
+        scratch: &mut Scratch,
+        grad: &mut [f32],
+        d_input: Option<&mut [f32]>,
+    ) {
+        self.backward_value(
+            x,
+            rows,
+            cache,
+            self.layers() - 1,
+            d_out,
+            None,
+            scratch,
+            grad,
+        );
+        if let Some(d_input) = d_input {
+            let (inp, out) = (self.sizes[0], self.sizes[1]);
+            // `backward_value` leaves the first layer's pre-activation gradient in `dz`.
+            matmul(
+                d_input,
+                &scratch.dz[..rows * out],
+                T::N,
+                self.weight(0),
+                T::N,
+                (rows, inp, out),
+                false,
+            );
+        }
     }
 
     /// Back-propagates `dz`, the loss gradient at the pre-activation of layer
@@ -259,6 +304,53 @@ mod tests {
             .collect();
         let want: f64 = (0..3).map(|j| w2[j] as f64 * h[j]).sum::<f64>() + b2[0] as f64;
         assert!((mlp.eval(&x, 1)[0] as f64 - want).abs() < 1e-6);
+    }
+
+    /// Both gradients of [`Mlp::backward`] against central differences of
+    /// ℓ = ⟨U, f(x)⟩, computed in f64 from the f32 network (hence the loose bound).
+    #[test]
+    fn backward_matches_finite_differences_in_parameters_and_inputs() {
+        let mut mlp = Mlp::new(vec![3, 5, 4, 2], Activation::Tanh, Init::Uniform, 3);
+        let rows = 4;
+        let x: Vec<f32> = (0..rows * 3).map(|i| (i as f32 * 0.7).sin()).collect();
+        let u: Vec<f32> = (0..rows * 2).map(|i| (i as f32 * 1.3).cos()).collect();
+        let loss = |mlp: &Mlp, x: &[f32]| -> f64 {
+            let out = mlp.eval(x, rows);
+            out.iter().zip(&u).map(|(o, u)| f64::from(o * u)).sum()
+        };
+        let mut cache = Cache::default();
+        mlp.forward(&x, rows, &mut cache);
+        let mut grad = vec![0.0; mlp.params.len()];
+        let mut d_input = vec![0.0; x.len()];
+        mlp.backward(
+            &x,
+            rows,
+            &cache,
+            &u,
+            &mut Scratch::default(),
+            &mut grad,
+            Some(&mut d_input),
+        );
+        let h = 1e-2;
+        let close =
+            |fd: f64, analytic: f32| (fd - f64::from(analytic)).abs() < 2e-3 * (1.0 + fd.abs());
+        for i in 0..mlp.params.len() {
+            let keep = mlp.params[i];
+            mlp.params[i] = keep + h;
+            let plus = loss(&mlp, &x);
+            mlp.params[i] = keep - h;
+            let minus = loss(&mlp, &x);
+            mlp.params[i] = keep;
+            let fd = (plus - minus) / (2.0 * f64::from(h));
+            assert!(close(fd, grad[i]), "θ[{i}]: {fd} vs {}", grad[i]);
+        }
+        for i in 0..x.len() {
+            let (mut plus, mut minus) = (x.clone(), x.clone());
+            plus[i] += h;
+            minus[i] -= h;
+            let fd = (loss(&mlp, &plus) - loss(&mlp, &minus)) / (2.0 * f64::from(h));
+            assert!(close(fd, d_input[i]), "x[{i}]: {fd} vs {}", d_input[i]);
+        }
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub use mlp::Init;
 
 use crate::plan::{Activation, Op};
 use hgn::GraphEnergy;
-use mlp::Mlp;
+pub(crate) use mlp::{Cache as MlpCache, Mlp, Scratch as MlpScratch};
 use serde::{Deserialize, Serialize};
 
 /// Which vector field a [`DynamicsNet`] predicts.
