@@ -1713,13 +1713,13 @@ impl Checker<'_> {
                         (Strategy::Hamiltonian, Strategy::Graph)
                             | (Strategy::Graph, Strategy::Hamiltonian)
                     );
-                    if !(same_family && same)
-                        && !hamiltonian_graph
-                        && !matches!(
+                    let compatible = (same_family && same)
+                        || hamiltonian_graph
+                        || matches!(
                             (&b.strategy, &s.strategy),
                             (Strategy::GroupConv, Strategy::GroupConv)
-                        )
-                    {
+                        );
+                    if !compatible {
                         let lagrangian_graph = matches!(
                             (&b.strategy, &s.strategy),
                             (Strategy::Lagrangian, Strategy::Graph)
