@@ -1,4 +1,5 @@
-//! A compiled graph whose whole model is one Hamiltonian or Lagrangian node:
+//! A compiled graph whose whole model is one physics head node (Hamiltonian,
+//! Hamiltonian graph or Lagrangian):
 //! the head runs its own hand-derived forward and backward passes, and the
 //! backend's AdamW steps its parameters.
 //!
@@ -28,7 +29,7 @@ pub(super) struct HeadGraph {
 
 impl HeadGraph {
     /// The head of `graph` when the graph is an input followed by one
-    /// Hamiltonian or Lagrangian node that is its output; `None` otherwise.
+    /// physics head node that is its output; `None` otherwise.
     pub(super) fn read(graph: &ModelGraph, seed: u64) -> Result<Option<Self>, BackendError> {
         let [input, node] = graph.nodes.as_slice() else {
             return Ok(None);

@@ -261,7 +261,7 @@ fn inverse(rho: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{assert_close, loss, param_fd, values};
-    use super::super::DynamicsNet;
+    use super::super::{DynamicsNet, Head, PhysicsError};
     use crate::plan::Activation;
 
     const ACTS: [Activation; 2] = [Activation::Softplus, Activation::Tanh];
@@ -371,6 +371,26 @@ mod tests {
                 assert!(total.abs() <= 1e-6 * scale, "Σṗ = {total} (scale {scale})");
             }
         }
+    }
+
+    #[test]
+    fn no_bodies_and_no_hidden_layer_are_errors() {
+        assert_eq!(
+            DynamicsNet::graph(0, 2, &[4], Activation::Tanh, 0).unwrap_err(),
+            PhysicsError::NoCoordinates
+        );
+        assert_eq!(
+            DynamicsNet::graph(3, 2, &[], Activation::Tanh, 0).unwrap_err(),
+            PhysicsError::NoHiddenLayer(Head::Hamiltonian)
+        );
+        let one = DynamicsNet::graph(1, 2, &[4], Activation::Tanh, 0).unwrap();
+        assert_eq!(
+            one.field(&[0.0; 3]).unwrap_err(),
+            PhysicsError::Shape {
+                expected: 4,
+                found: 3
+            }
+        );
     }
 
     #[test]
