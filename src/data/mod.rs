@@ -17,6 +17,7 @@
 //! | `modified_inertia` | as `inertia` | 9 | y = I + 0.3 (I e₃) e₃ᵀ with I the inertia tensor: only rotations about e₃ (and z ↦ −z) keep it |
 //! | `lorentz` | p₁…p₄ ∈ R⁴ | 1 | electron–muon scattering amplitude, p ~ N(0, I)/4 (see [`builtin`]) |
 //! | `nbody_spring` | n bodies' (x, p) | (ẋ, ṗ) | unit masses joined pairwise by unit springs, RK4 trajectories |
+//! | `nbody_gravity` | n bodies' (x, p) | (ẋ, ṗ) | unit masses under softened Newtonian gravity, RK4 trajectories |
 //! | `digits` | 8×8 pixels | class | the 1797 handwritten digits of UCI's optdigits test set; parameters `val_fraction`, `test_fraction`, `seed` |
 //! | `rotation2_pairs`, `boost2_pairs`, `scaling2_pairs`, `rotation3_pairs`, `oscillator_pairs`, `observed_oscillator_pairs` | x | x′ | pairs x′ = exp(A)x for learning symmetries (see [`true_generators`]; parameters `noise`, `extent`, `omega`, `dt`) |
 //!
@@ -146,6 +147,25 @@ pub fn builtin(name: &str, params: &BTreeMap<String, f64>) -> Result<Splits, Dat
         return generated;
     }
     systems::builtin(name, params).unwrap_or_else(|| Err(DataError::UnknownBuiltin(name.into())))
+}
+
+/// The trajectories of the built-in dynamical system `name`, with the system
+/// (its exact field, energy and conserved momenta): those of [`systems`] and
+/// the n-body systems. `None` when `name` is no such system.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// let params = BTreeMap::from([("bodies".to_string(), 4.0), ("train".to_string(), 2.0)]);
+/// let data = symc::data::trajectories("nbody_spring", &params).unwrap()?;
+/// assert_eq!((data.train.len(), data.system.coordinates()), (2, 8));
+/// assert!(symc::data::trajectories("o5_synthetic", &params).is_none());
+/// # Ok::<(), symc::data::DataError>(())
+/// ```
+pub fn trajectories(
+    name: &str,
+    params: &BTreeMap<String, f64>,
+) -> Option<Result<systems::Dataset, DataError>> {
+    systems::simulate(name, params).or_else(|| nbody::simulate(name, params))
 }
 
 /// Loads the data a graph asks for; file paths are resolved against `spec_dir`.

@@ -326,11 +326,19 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         per_point: false,
         per_body: true,
     },
+    BuiltinData {
+        name: "nbody_gravity",
+        inputs: 2,
+        outputs: 2,
+        classes: false,
+        per_point: false,
+        per_body: true,
+    },
 ];
 
 /// Arguments of the built-in data sets: sample counts, seed and n-body sizes (integers),
 /// then the real-valued ones: noise, the settings of the physical systems (time
-/// span, energy scale, range of initial radii, orbit perturbation) and of the
+/// span, energy scale, range of initial radii, orbit perturbation, softening) and of the
 /// pair sets (extent, frequency, time step), which the data module checks per set.
 const BUILTIN_DATA_KEYS: &[&str] = &[
     "train",
@@ -347,6 +355,7 @@ const BUILTIN_DATA_KEYS: &[&str] = &[
     "r_min",
     "r_max",
     "orbit_noise",
+    "softening",
     "extent",
     "omega",
     "dt",
@@ -1729,13 +1738,13 @@ impl Checker<'_> {
                         (Strategy::Hamiltonian, Strategy::Graph)
                             | (Strategy::Graph, Strategy::Hamiltonian)
                     );
-                    if !(same_family && same)
-                        && !hamiltonian_graph
-                        && !matches!(
+                    let compatible = (same_family && same)
+                        || hamiltonian_graph
+                        || matches!(
                             (&b.strategy, &s.strategy),
                             (Strategy::GroupConv, Strategy::GroupConv)
-                        )
-                    {
+                        );
+                    if !compatible {
                         let lagrangian_graph = matches!(
                             (&b.strategy, &s.strategy),
                             (Strategy::Lagrangian, Strategy::Graph)

@@ -1,4 +1,5 @@
-//! A compiled graph whose whole model is one Hamiltonian or Lagrangian node:
+//! A compiled graph whose whole model is one physics head node (Hamiltonian,
+//! Hamiltonian graph or Lagrangian):
 //! the head runs its own hand-derived forward and backward passes, and the
 //! backend's AdamW steps its parameters.
 //!
@@ -28,7 +29,7 @@ pub(super) struct HeadGraph {
 
 impl HeadGraph {
     /// The head of `graph` when the graph is an input followed by one
-    /// Hamiltonian or Lagrangian node that is its output; `None` otherwise.
+    /// physics head node that is its output; `None` otherwise.
     pub(super) fn read(graph: &ModelGraph, seed: u64) -> Result<Option<Self>, BackendError> {
         let [input, node] = graph.nodes.as_slice() else {
             return Ok(None);
@@ -575,5 +576,57 @@ mod tests {
             0
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_hamiltonian_graph_network_trains_names_its_two_mlps_and_stays_on_the_host() {
+        let text = "model hgn {
+          data     builtin.nbody_spring(bodies = 3, dims = 2, train = 2, val = 1, test = 1)
+          state    q: R^[3, 2], p: R^[3, 2]
+          symmetry time => hamiltonian
+          symmetry translation(on q) => graph
+          symmetry permutation(on q, p) => graph
+          net      graph(hidden = [16], act = softplus)
+        }";
+        let compiled = crate::compile(text, "hgn.sym", std::path::Path::new(".")).unwrap();
+        let graph = &compiled.graphs[0];
+        let mut model = Model::new(graph, 1).unwrap();
+        let names: Vec<String> = model
+            .named_parameters()
+            .into_iter()
+            .map(|t| format!("{} {:?}", t.name, t.shape))
+            .collect();
+        let expected = [
+            "n1.edge.weight.0 [16, 3]",
+            "n1.edge.bias.0 [16]",
+            "n1.edge.weight.1 [1, 16]",
+            "n1.edge.bias.1 [1]",
+            "n1.node.weight.0 [16, 2]",
+            "n1.node.bias.0 [16]",
+            "n1.node.weight.1 [1, 16]",
+            "n1.node.bias.1 [1]",
+        ];
+        assert_eq!(names, expected);
+        assert_eq!(model.parameter_count(), graph.parameters);
+
+        let splits = crate::data::load(&graph.data, std::path::Path::new(".")).unwrap();
+        let t = &splits.train;
+        let batch = Batch {
+            x: &t.x,
+            y: &t.y,
+            rows: t.rows,
+        };
+        let first = model.evaluate(&batch).unwrap().total;
+        for _ in 0..100 {
+            model.train_step(&batch, 1e-2).unwrap();
+        }
+        assert!(model.evaluate(&batch).unwrap().total < 0.5 * first);
+
+        let on_gpu = Model::new_on(graph, 1, crate::backend::DeviceKind::Cuda(0));
+        assert!(
+            matches!(&on_gpu, Err(BackendError::HostOnly { what }) if what.contains("hamiltonian_graph")),
+            "{:?}",
+            on_gpu.err()
+        );
     }
 }

@@ -114,10 +114,16 @@ impl GraphEnergy {
         ]
     }
 
-    /// Ordered pairs (i, j), i ≠ j, of one state, in row order.
-    fn pairs(&self) -> impl Iterator<Item = (usize, usize)> {
-        let n = self.bodies;
-        (0..n).flat_map(move |i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+    /// Ordered pairs of bodies in one state: n(n − 1).
+    fn pair_count(&self) -> usize {
+        self.bodies * (self.bodies - 1)
+    }
+
+    /// The bodies (i, j), i ≠ j, of pair `k` of a state: pairs are ordered by
+    /// i, then by j, skipping j = i.
+    fn pair(&self, k: usize) -> (usize, usize) {
+        let (i, r) = (k / (self.bodies - 1), k % (self.bodies - 1));
+        (i, if r < i { r } else { r + 1 })
     }
 
     /// Fills the edge rows (r, ρ) and node rows pᵢ of `rows` states.
@@ -127,7 +133,7 @@ impl GraphEnergy {
         work.node_x.clear();
         for state in x.chunks_exact(self.state_dim()).take(rows) {
             let (q, p) = state.split_at(n * d);
-            for (i, j) in self.pairs() {
+            for (i, j) in (0..self.pair_count()).map(|k| self.pair(k)) {
                 let start = work.edge_x.len();
                 work.edge_x
                     .extend((0..d).map(|c| q[j * d + c] - q[i * d + c]));
@@ -147,7 +153,7 @@ impl GraphEnergy {
         let mut work = Work::default();
         self.rows(x, rows, &mut work);
         let [(_, _, edge), (_, _, node)] = self.networks();
-        let (n, pairs) = (self.bodies, self.bodies * (self.bodies - 1));
+        let (n, pairs) = (self.bodies, self.pair_count());
         let per_pair = match pairs {
             0 => Vec::new(),
             _ => edge.eval(&work.edge_x, rows * pairs),
@@ -177,7 +183,7 @@ impl GraphEnergy {
         {
             g[n * d..].copy_from_slice(dp);
         }
-        let pairs = n * (n - 1);
+        let pairs = self.pair_count();
         if pairs == 0 {
             return;
         }
@@ -202,12 +208,6 @@ impl GraphEnergy {
         }
     }
 
-    /// The bodies (i, j) of pair `k` of a state: row i of the pairs skips j = i.
-    fn pair(&self, k: usize) -> (usize, usize) {
-        let (i, r) = (k / (self.bodies - 1), k % (self.bodies - 1));
-        (i, if r < i { r } else { r + 1 })
-    }
-
     /// Back-propagates the loss gradient with respect to ∂H/∂x, held in
     /// `work` (see [`Work::gradient_mut`]), to the parameters, accumulating
     /// into `grad` (laid out like [`Self::params`]); `work` must hold the
@@ -224,7 +224,7 @@ impl GraphEnergy {
             g.copy_from_slice(&up[n * d..]);
         }
         hnn::backward(&node, &work.node_x, rows * n, grad_node, &mut work.node);
-        let pairs = n * (n - 1);
+        let pairs = self.pair_count();
         if pairs == 0 {
             return;
         }
@@ -261,7 +261,7 @@ fn inverse(rho: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{assert_close, loss, param_fd, values};
-    use super::super::DynamicsNet;
+    use super::super::{DynamicsNet, Head, PhysicsError};
     use crate::plan::Activation;
 
     const ACTS: [Activation; 2] = [Activation::Softplus, Activation::Tanh];
@@ -371,6 +371,26 @@ mod tests {
                 assert!(total.abs() <= 1e-6 * scale, "Σṗ = {total} (scale {scale})");
             }
         }
+    }
+
+    #[test]
+    fn no_bodies_and_no_hidden_layer_are_errors() {
+        assert_eq!(
+            DynamicsNet::graph(0, 2, &[4], Activation::Tanh, 0).unwrap_err(),
+            PhysicsError::NoCoordinates
+        );
+        assert_eq!(
+            DynamicsNet::graph(3, 2, &[], Activation::Tanh, 0).unwrap_err(),
+            PhysicsError::NoHiddenLayer(Head::Hamiltonian)
+        );
+        let one = DynamicsNet::graph(1, 2, &[4], Activation::Tanh, 0).unwrap();
+        assert_eq!(
+            one.field(&[0.0; 3]).unwrap_err(),
+            PhysicsError::Shape {
+                expected: 4,
+                found: 3
+            }
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! derivative of a state, built so that a learned energy is conserved.
 //!
 //! - [`Head::Hamiltonian`] (Greydanus et al. 2019) learns a scalar H(q, p) and
-//!   predicts its symplectic gradient (∂H/∂p, −∂H/∂q).
+//!   predicts its symplectic gradient (∂H/∂p, −∂H/∂q); [`DynamicsNet::graph`]
+//!   writes H as a sum of body and pair energies (Sanchez-Gonzalez et al.
+//!   2019), which also conserves total linear momentum.
 //! - [`Head::Lagrangian`] (Cranmer et al. 2020) learns a scalar L(q, q̇) and
 //!   predicts (q̇, q̈) with q̈ = (∇_q̇∇_q̇ᵀL)⁻¹[∇_qL − (∇_q∇_q̇ᵀL)q̇].
 //! - [`Head::Direct`] is the unconstrained baseline predicting the derivative.
@@ -36,10 +38,11 @@
 //! differentiates; its tests check it against the hand-derived passes.
 //!
 //! Inside a compiled model ([`crate::backend::Model`]) a graph made of one
-//! `Hamiltonian` or `Lagrangian` node runs on these heads. Its parameters are
-//! named `n{node}.weight.{l}` (`[out, in]`) and `n{node}.bias.{l}` (`[out]`)
-//! for layer l = 0, 1, … of the head's MLP (the last layer has one output).
-//! Hamiltonian heads start from PyTorch's uniform initialisation, Lagrangian
+//! `Hamiltonian`, `HamiltonianGraph` or `Lagrangian` node runs on these
+//! heads. Its parameters are named `n{node}.weight.{l}` (`[out, in]`) and
+//! `n{node}.bias.{l}` (`[out]`) for layer l = 0, 1, … of the head's MLP (the
+//! last layer has one output); a graph network's two MLPs are
+//! `n{node}.edge.…` and `n{node}.node.…`. Hamiltonian heads start from PyTorch's uniform initialisation, Lagrangian
 //! heads from the LNN paper's ([`Init::Lnn`]).
 
 mod act;
@@ -90,7 +93,7 @@ pub enum PhysicsError {
         row: usize,
         pivot: f64,
     },
-    #[error("{0} is not a Hamiltonian or Lagrangian node")]
+    #[error("{0} is not a Hamiltonian, Hamiltonian graph or Lagrangian node")]
     NotAHead(String),
     #[error("a Poisson-bracket penalty needs a Hamiltonian head, not a {0:?} one")]
     BracketWithoutHamiltonian(Head),
@@ -243,7 +246,8 @@ impl DynamicsNet {
         }
     }
 
-    /// The head a `Hamiltonian` or `Lagrangian` node of the IR describes.
+    /// The head a `Hamiltonian`, `HamiltonianGraph` or `Lagrangian` node of
+    /// the IR describes.
     pub fn from_op(op: &Op, init: Init, seed: u64) -> Result<Self, PhysicsError> {
         match op {
             Op::Hamiltonian {

@@ -21,10 +21,14 @@
 use super::{Predictor, TrainError};
 use crate::backend::physics::{DynamicsNet, Objective, PhysicsError};
 use crate::backend::AdamW;
-use crate::data::systems::{leapfrog, rk4, simulate, Dataset, System};
+use crate::data::systems::{leapfrog, rk4, Dataset, System};
+use crate::data::trajectories;
 use crate::plan::{DataConfig, ModelGraph, Task};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// The name of total linear momentum, and the prefix of its components'.
+const LINEAR_MOMENTUM: &str = "momentum";
 
 /// How a learned field is integrated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,10 +55,12 @@ pub struct Protocol {
 impl Protocol {
     /// The evaluation of the HNN and LNN papers for built-in system `name`:
     /// RK4 rollouts over t ∈ [0, 20] (three-body [0, 5], double pendulum
-    /// [0, 100], whose final-time energy error is the LNN paper's metric).
+    /// [0, 100], whose final-time energy error is the LNN paper's metric;
+    /// n-body systems [0, 10], beyond the [0, 3] their trajectories cover).
     pub fn for_system(name: &str) -> Protocol {
         let (span, points) = match name {
             "three_body" => (5.0, 51),
+            "nbody_spring" | "nbody_gravity" => (10.0, 101),
             "double_pendulum" => (100.0, 101),
             _ => (20.0, 201),
         };
@@ -81,7 +87,9 @@ pub struct DynamicsReport {
     /// Mean squared distance between the rollouts and the true trajectories.
     pub state_mse: f64,
     /// For each momentum the system conserves, the mean over test rollouts of
-    /// |M(x̂(T)) − M(x(0))|.
+    /// |M(x̂(T)) − M(x(0))|; for systems that conserve total linear momentum P
+    /// (its components named `momentum_x`, `momentum_y`, …), also
+    /// `momentum`: the mean of ‖P(x̂(T)) − P(x(0))‖.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub momentum_drift: BTreeMap<String, f64>,
 }
@@ -232,8 +240,16 @@ pub fn evaluate<E>(
     let last = &learned[learned.len() - starts * d..];
     let mut momenta = BTreeMap::new();
     for (start, end) in x0.chunks_exact(d).zip(last.chunks_exact(d)) {
+        let mut linear = None;
         for ((name, m0), (_, m)) in system.momenta(start).into_iter().zip(system.momenta(end)) {
             *momenta.entry(name.to_string()).or_insert(0.0) += (m - m0).abs() / starts as f64;
+            if name.starts_with(LINEAR_MOMENTUM) {
+                *linear.get_or_insert(0.0) += (m - m0).powi(2);
+            }
+        }
+        if let Some(squared) = linear {
+            *momenta.entry(LINEAR_MOMENTUM.to_string()).or_insert(0.0) +=
+                f64::sqrt(squared) / starts as f64;
         }
     }
     let report = DynamicsReport {
@@ -270,7 +286,7 @@ pub fn assess(
     else {
         return Ok(None);
     };
-    let Some(data) = simulate(name, params) else {
+    let Some(data) = trajectories(name, params) else {
         return Ok(None);
     };
     let data = data?;
@@ -353,6 +369,58 @@ mod tests {
                 .flat_map(|t| t.derivatives.iter().map(|v| v * v)),
         );
         assert!((report.test_mse - speed).abs() < 1e-5 * speed);
+    }
+
+    #[test]
+    fn momentum_drift_is_the_change_of_total_momentum_and_a_graph_network_has_none() {
+        let params = BTreeMap::from([
+            ("train".to_string(), 1.0),
+            ("val".to_string(), 0.0),
+            ("test".to_string(), 3.0),
+        ]);
+        let data = trajectories("nbody_spring", &params).unwrap().unwrap();
+        let system = data.system.as_ref();
+        // The true field of three bodies plus a force `push` along x on each:
+        // P moves by 3·push·span along x and not at all along y.
+        let (push, span) = (0.3, 2.0);
+        let pushed = |x: &[f32]| -> Result<Vec<f32>, PhysicsError> {
+            let mut out = vec![0.0; x.len()];
+            let mut d = vec![0.0; 12];
+            for (x, dx) in x.chunks_exact(12).zip(out.chunks_exact_mut(12)) {
+                let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+                system.field(&x, &mut d);
+                for (k, (dx, d)) in dx.iter_mut().zip(&d).enumerate() {
+                    let force = if k >= 6 && k % 2 == 0 { push } else { 0.0 };
+                    *dx = (d + force) as f32;
+                }
+            }
+            Ok(out)
+        };
+        let protocol = Protocol {
+            span,
+            points: 3,
+            integrator: Integrator::Rk4,
+            max_step: 0.01,
+        };
+        let drift = evaluate(pushed, &data, &protocol)
+            .unwrap()
+            .report
+            .momentum_drift;
+        let want = 3.0 * push * span;
+        for name in ["momentum", "momentum_x"] {
+            assert!(
+                (drift[name] - want).abs() < 1e-4 * want,
+                "{name}: {drift:?}"
+            );
+        }
+        assert!(drift["momentum_y"] < 1e-5, "{drift:?}");
+
+        let net = DynamicsNet::graph(3, 2, &[8], Activation::Softplus, 0).unwrap();
+        let drift = evaluate(|x| net.field(x), &data, &protocol)
+            .unwrap()
+            .report
+            .momentum_drift;
+        assert!(drift["momentum"] < 1e-5, "{drift:?}");
     }
 
     #[test]
