@@ -569,6 +569,41 @@ mod tests {
         assert!(angles.iter().all(|a| a.to_degrees() < 0.1), "{angles:?}");
     }
 
+    /// The checker and planner give an `invariance` model its predictor: an
+    /// MLP from x to the data's y, checked against the data like a
+    /// regression, where pair methods keep refusing an output unlike the input.
+    #[test]
+    fn an_invariance_model_plans_its_predictor() {
+        let spec = |strategy: &str, output: usize| {
+            format!(
+                "model m {{
+  data     builtin.o5_synthetic(train = 10, val = 10, test = 10)
+  input    x: R^10
+  output   y: R^{output}
+  symmetry learn(generators = 10, dim = 5) => {strategy}
+  net      mlp(hidden = [8], act = tanh)
+}}"
+            )
+        };
+        let compile = |text: String| crate::compile(&text, "m.sym", ".".as_ref());
+        let graph = &compile(spec("invariance", 1)).unwrap().graphs[0];
+        let last = &graph.nodes[graph.output];
+        assert_eq!(
+            last.op,
+            crate::plan::Op::Linear {
+                inp: 8,
+                out: 1,
+                bias: true
+            }
+        );
+        assert_eq!(graph.parameters, 10 * 8 + 8 + 8 + 1);
+        let wrong = compile(spec("invariance", 2)).unwrap_err().render(false);
+        assert!(wrong.contains("1 outputs"), "{wrong}");
+        let pairs = compile(spec("operator", 1)).unwrap_err().render(false);
+        assert!(pairs.contains("pairs (x, x′) of equal size"), "{pairs}");
+        assert!(pairs.contains("no network to configure"), "{pairs}");
+    }
+
     /// Discover, then enforce: a predictor trained on y = ‖x‖² (x ∈ R³)
     /// yields so(3) with a clear gap; its generators change the prediction far
     /// less than random ones at finite t, Augerino gives them wider extents,
