@@ -227,12 +227,20 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
                 _ => {}
             }
         }
+        // A basis solved with a loosened singular-value tolerance (`lie(tolerance
+        // = t)`, as exported learned groups have) keeps maps that are
+        // equivariant only to about t: `symc check` holds it to that.
+        let loosened = match &s.kind {
+            SymmetryKind::Group(g) => spec.group(g).and_then(|n| n.group.tolerance()),
+            _ => None,
+        };
         let tolerance = is_architectural(&s.strategy)
             .then_some(if compact {
                 ARCHITECTURE_TOLERANCE
             } else {
                 NON_COMPACT_TOLERANCE
             })
+            .map(|t| loosened.map_or(t, |l| t.max(l)))
             .filter(|_| !matches!(s.kind, SymmetryKind::Time | SymmetryKind::Learn { .. }));
         symmetries.push(SymmetryPlan {
             symmetry: s.text.clone(),
