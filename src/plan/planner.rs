@@ -712,3 +712,32 @@ fn group_def(name: &str, g: &Group) -> GroupDef {
         tolerance: g.tolerance(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// `symc check` holds an EMLP to its group's loosened basis tolerance
+    /// when that is looser than the default for the group.
+    #[test]
+    fn a_loosened_group_is_checked_at_its_tolerance() {
+        let tolerance = |declared: &str| {
+            let text = format!(
+                "group Turn = lie{declared} {{ [[0, -1], [1, 0]] }}
+model m {{
+  data     builtin.o5_synthetic(train = 1, val = 1, test = 1)
+  input    x: 5*V over Turn
+  output   y: scalar over Turn
+  symmetry Turn => architecture
+  net      emlp(channels = 4, layers = 1)
+}}"
+            );
+            let graphs = crate::compile(&text, "m.sym", ".".as_ref()).unwrap().graphs;
+            graphs[0].symmetries[0].tolerance
+        };
+        assert_eq!(tolerance(""), Some(super::ARCHITECTURE_TOLERANCE));
+        assert_eq!(tolerance("(tolerance = 0.02)"), Some(0.02));
+        assert_eq!(
+            tolerance("(tolerance = 1e-9)"),
+            Some(super::ARCHITECTURE_TOLERANCE)
+        );
+    }
+}
