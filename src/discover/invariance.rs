@@ -52,8 +52,9 @@
 //! [`MAX_EXTENT`]. An invariant direction earns the largest θ (its loss does
 //! not grow and −λθ rewards width); a direction that breaks f stops early.
 //!
-//! The [`Fit`] of this method holds one history point, the quadratic form on
-//! the training and the validation set: the generators take no steps of their own.
+//! The caller's progress follows the predictor's training. The [`Fit`] of this
+//! method holds one history point, the quadratic form on the training and the
+//! validation set: the generators take no steps of their own.
 
 use super::expm::expm;
 use super::fit::{Fit, LossPoint};
@@ -237,7 +238,6 @@ pub fn fit_invariance(
             random: extents(&random)?,
         },
     };
-    (relay.progress)(&point);
     Ok(Invariance {
         fit: Fit {
             generators,
@@ -569,6 +569,41 @@ mod tests {
         assert!(angles.iter().all(|a| a.to_degrees() < 0.1), "{angles:?}");
     }
 
+    /// The checker and planner give an `invariance` model its predictor: an
+    /// MLP from x to the data's y, checked against the data like a
+    /// regression, where pair methods keep refusing an output unlike the input.
+    #[test]
+    fn an_invariance_model_plans_its_predictor() {
+        let spec = |strategy: &str, output: usize| {
+            format!(
+                "model m {{
+  data     builtin.o5_synthetic(train = 10, val = 10, test = 10)
+  input    x: R^10
+  output   y: R^{output}
+  symmetry learn(generators = 10, dim = 5) => {strategy}
+  net      mlp(hidden = [8], act = tanh)
+}}"
+            )
+        };
+        let compile = |text: String| crate::compile(&text, "m.sym", ".".as_ref());
+        let graph = &compile(spec("invariance", 1)).unwrap().graphs[0];
+        let last = &graph.nodes[graph.output];
+        assert_eq!(
+            last.op,
+            crate::plan::Op::Linear {
+                inp: 8,
+                out: 1,
+                bias: true
+            }
+        );
+        assert_eq!(graph.parameters, 10 * 8 + 8 + 8 + 1);
+        let wrong = compile(spec("invariance", 2)).unwrap_err().render(false);
+        assert!(wrong.contains("1 outputs"), "{wrong}");
+        let pairs = compile(spec("operator", 1)).unwrap_err().render(false);
+        assert!(pairs.contains("pairs (x, x′) of equal size"), "{pairs}");
+        assert!(pairs.contains("no network to configure"), "{pairs}");
+    }
+
     /// Discover, then enforce: a predictor trained on y = ‖x‖² (x ∈ R³)
     /// yields so(3) with a clear gap; its generators change the prediction far
     /// less than random ones at finite t, Augerino gives them wider extents,
@@ -600,8 +635,8 @@ model norm {
         let splits = crate::data::load(&graph.data, &dir).unwrap();
         let mut steps = 0;
         let found = super::super::discover(graph, &splits, &mut |_| steps += 1).unwrap();
-        // Every predictor step, then the quadratic form.
-        assert_eq!(steps, 301);
+        // Progress follows the predictor's training.
+        assert_eq!(steps, 300);
         assert_eq!(found.method, "invariance");
         let nearest = found.analysis.nearest().unwrap();
         assert_eq!(nearest.name, "SO(3)");

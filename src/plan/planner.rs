@@ -256,12 +256,20 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
                 _ => {}
             }
         }
+        // A basis solved with a loosened singular-value tolerance (`lie(tolerance
+        // = t)`, as exported learned groups have) keeps maps that are
+        // equivariant only to about t: `symc check` holds it to that.
+        let loosened = match &s.kind {
+            SymmetryKind::Group(g) => spec.group(g).and_then(|n| n.group.tolerance()),
+            _ => None,
+        };
         let tolerance = is_architectural(&s.strategy)
             .then_some(if compact {
                 ARCHITECTURE_TOLERANCE
             } else {
                 NON_COMPACT_TOLERANCE
             })
+            .map(|t| loosened.map_or(t, |l| t.max(l)))
             .filter(|_| !matches!(s.kind, SymmetryKind::Time | SymmetryKind::Learn { .. }));
         symmetries.push(SymmetryPlan {
             symmetry: s.text.clone(),
@@ -803,5 +811,34 @@ fn group_def(name: &str, g: &Group) -> GroupDef {
         lie: g.lie().iter().map(rows).collect(),
         discrete: g.discrete().iter().map(rows).collect(),
         tolerance: g.tolerance(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `symc check` holds an EMLP to its group's loosened basis tolerance
+    /// when that is looser than the default for the group.
+    #[test]
+    fn a_loosened_group_is_checked_at_its_tolerance() {
+        let tolerance = |declared: &str| {
+            let text = format!(
+                "group Turn = lie{declared} {{ [[0, -1], [1, 0]] }}
+model m {{
+  data     builtin.o5_synthetic(train = 1, val = 1, test = 1)
+  input    x: 5*V over Turn
+  output   y: scalar over Turn
+  symmetry Turn => architecture
+  net      emlp(channels = 4, layers = 1)
+}}"
+            );
+            let graphs = crate::compile(&text, "m.sym", ".".as_ref()).unwrap().graphs;
+            graphs[0].symmetries[0].tolerance
+        };
+        assert_eq!(tolerance(""), Some(super::ARCHITECTURE_TOLERANCE));
+        assert_eq!(tolerance("(tolerance = 0.02)"), Some(0.02));
+        assert_eq!(
+            tolerance("(tolerance = 1e-9)"),
+            Some(super::ARCHITECTURE_TOLERANCE)
+        );
     }
 }
