@@ -283,8 +283,7 @@ pub fn fit_latent(
             (var / train.rows as f64).sqrt()
         })
         .collect();
-    let raw: Vec<DMatrix<f64>> = (0..k).map(|i| model.layout.generator(&theta, i)).collect();
-    let unit = crate::group::normalize(&raw);
+    let unit = generators.unit().to_vec();
     let mean_flow = generators.algebra(&mean);
     let summary = LatentSummary {
         terms,

@@ -1,7 +1,9 @@
 //! Symmetry discovery: learning Lie-algebra generators from data, a stage
 //! after planning like training.
 //!
-//! [`discover`] runs the method a `learn(...)` model names on its data and
+//! [`discover`] runs the method a `learn(...)` model names on its data
+//! ([`fit_operator`] for pairs related by a linear action, [`fit_latent`]
+//! for pairs related by one that is linear only in learned coordinates) and
 //! analyses what it found ([`Analysis`]: closure, the nearest built-in
 //! algebra). A [`Discovery`] writes itself out as a spec
 //! ([`Discovery::found_sym`]) that any other spec can `include` and enforce,
@@ -130,8 +132,7 @@ pub fn discover(
     else {
         return Err(DiscoverError::NotDiscovery(graph.model.clone()));
     };
-    let mut latent = None;
-    let (method, fit) = match graph.symmetries.first().map(|s| &s.strategy) {
+    let (method, fit, latent) = match graph.symmetries.first().map(|s| &s.strategy) {
         Some(Strategy::Operator) => {
             let config = OperatorConfig {
                 generators: *generators,
@@ -142,7 +143,7 @@ pub fn discover(
                 seed: graph.train.seed,
             };
             let fit = fit_operator(&splits.train, &splits.val, &config, progress)?;
-            ("operator", fit)
+            ("operator", fit, None)
         }
         Some(Strategy::Latent) => {
             let (hidden, act) = latent::encoder_shape(graph)?;
@@ -157,8 +158,7 @@ pub fn discover(
                 seed: graph.train.seed,
             };
             let found = fit_latent(&splits.train, &splits.val, &config, progress)?;
-            latent = Some(found.summary);
-            ("latent", found.fit)
+            ("latent", found.fit, Some(found.summary))
         }
         Some(Strategy::Invariance) => return Err(DiscoverError::Unsupported("invariance")),
         _ => return Err(DiscoverError::NotDiscovery(graph.model.clone())),
@@ -230,8 +230,8 @@ pub struct ReportLoss {
     /// `operator`, the mean squared residual ‖exp(Σ tᵢGᵢ)x − x′‖²; for
     /// `latent`, the prediction error ‖D(exp(Σ tᵢĜᵢ)E(x)) − x′‖²).
     pub train: f64,
-    /// The same on the validation data (for `operator`, with coefficients
-    /// fitted to the validation pairs).
+    /// The same on the validation data, with coefficients fitted to the
+    /// validation pairs.
     pub val: f64,
 }
 
