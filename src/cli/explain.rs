@@ -132,6 +132,9 @@ fn op_text(op: &Op) -> String {
         Op::NormNonlinearity { .. } => "norm nonlinearity".into(),
         Op::Hamiltonian { hidden, .. } => format!("Hamiltonian head, hidden {hidden:?}"),
         Op::Lagrangian { hidden, .. } => format!("Lagrangian head, hidden {hidden:?}"),
+        Op::HamiltonianGraph { bodies, hidden, .. } => {
+            format!("Hamiltonian graph network over {bodies} bodies, hidden {hidden:?}")
+        }
         Op::GraphNetwork { bodies, hidden, .. } => {
             format!("graph network over {bodies} bodies, hidden {hidden:?}")
         }

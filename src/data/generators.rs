@@ -11,27 +11,33 @@ struct Task {
     x_dim: usize,
     y_dim: usize,
     sample: fn(&mut StdRng, &mut [f64], &mut [f64]),
+    /// Whether the set takes a `noise` parameter (see [`add_noise`]).
+    noisy: bool,
 }
 
 const O5: Task = Task {
     x_dim: 10,
     y_dim: 1,
     sample: o5_synthetic,
+    noisy: true,
 };
 const INERTIA: Task = Task {
     x_dim: 20,
     y_dim: 9,
     sample: inertia,
+    noisy: false,
 };
 const MODIFIED_INERTIA: Task = Task {
     x_dim: 20,
     y_dim: 9,
     sample: modified_inertia,
+    noisy: false,
 };
 const LORENTZ: Task = Task {
     x_dim: 16,
     y_dim: 1,
     sample: lorentz,
+    noisy: false,
 };
 
 /// The generated data set `name`, or `None` when `name` is not one of this module's.
@@ -51,8 +57,18 @@ pub(super) fn generate(
 }
 
 fn sampled(name: &str, task: &Task, params: &BTreeMap<String, f64>) -> Result<Splits, DataError> {
-    let params = Params::new(name, params, &["train", "val", "test", "seed"])?;
+    let known: &[&str] = if task.noisy {
+        &["train", "val", "test", "seed", "noise"]
+    } else {
+        &["train", "val", "test", "seed"]
+    };
+    let params = Params::new(name, params, known)?;
     let seed = params.count("seed", 0)?;
+    let noise = if task.noisy {
+        params.fraction("noise", 0.0)?
+    } else {
+        0.0
+    };
     let split = |index: u64, rows: u64| -> Table {
         // Each split has its own stream, so one split's size never moves another's samples.
         let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(3).wrapping_add(index));
@@ -70,6 +86,11 @@ fn sampled(name: &str, task: &Task, params: &BTreeMap<String, f64>) -> Result<Sp
             table.x.extend(x.iter().map(|&v| v as f32));
             table.y.extend(y.iter().map(|&v| v as f32));
         }
+        if noise > 0.0 {
+            let mut rng =
+                StdRng::seed_from_u64(seed.wrapping_mul(3).wrapping_add(index) ^ NOISE_STREAM);
+            add_noise(&mut table, noise, &mut rng);
+        }
         table
     };
     Ok(Splits {
@@ -77,6 +98,32 @@ fn sampled(name: &str, task: &Task, params: &BTreeMap<String, f64>) -> Result<Sp
         val: split(1, params.count("val", 1000)?),
         test: split(2, params.count("test", 5000)?),
     })
+}
+
+/// Seeds the noise apart from the samples, so that every noise level keeps the same inputs.
+const NOISE_STREAM: u64 = 0x006e_6f69_7365;
+
+/// Adds to each target column Gaussian noise of standard deviation `noise`
+/// times the column's standard deviation over the split: `noise = 0.01` is
+/// 1% noise whatever the target's units. The inputs are left exact, so an
+/// invariant target stays a function of the invariants, only observed with error.
+fn add_noise(table: &mut Table, noise: f64, rng: &mut StdRng) {
+    let (rows, width) = (table.rows.max(1) as f64, table.y_dim);
+    for column in 0..width {
+        let values = || {
+            table
+                .y
+                .iter()
+                .skip(column)
+                .step_by(width)
+                .map(|&v| f64::from(v))
+        };
+        let mean = values().sum::<f64>() / rows;
+        let std = (values().map(|v| (v - mean).powi(2)).sum::<f64>() / rows).sqrt();
+        for v in table.y.iter_mut().skip(column).step_by(width) {
+            *v += (noise * std * normal(rng)) as f32;
+        }
+    }
 }
 
 fn normal(rng: &mut StdRng) -> f64 {
@@ -264,6 +311,42 @@ mod tests {
             rotated[5..].copy_from_slice((&q * &x2).as_slice());
             assert!((o5_value(&rotated) - expected).abs() < 1e-9);
         }
+    }
+
+    /// `noise` keeps the inputs and moves each target by a relative amount
+    /// whose spread is the requested fraction of the targets' own.
+    #[test]
+    fn o5_noise_is_relative_to_the_targets_spread() {
+        let sizes = [("train", 4000.0), ("val", 0.0), ("test", 0.0)];
+        let clean = generate("o5_synthetic", &params(&sizes)).unwrap().unwrap();
+        let noisy = generate(
+            "o5_synthetic",
+            &params(&[sizes[0], sizes[1], sizes[2], ("noise", 0.1)]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(clean.train.x, noisy.train.x);
+        let std = |v: &mut dyn Iterator<Item = f64>| {
+            let v: Vec<f64> = v.collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            (v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+        };
+        let spread = std(&mut clean.train.y.iter().map(|&v| f64::from(v)));
+        let errors = std(&mut clean
+            .train
+            .y
+            .iter()
+            .zip(&noisy.train.y)
+            .map(|(a, b)| f64::from(b - a)));
+        // 4000 draws: the sample deviation is within 5% of 0.1·spread.
+        assert!((errors / spread - 0.1).abs() < 5e-3, "{errors} vs {spread}");
+        let err = generate("inertia", &params(&[("noise", 0.1)]))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown parameter `noise`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!
 //! | name | input | output | definition |
 //! | --- | --- | --- | --- |
-//! | `o5_synthetic` | x₁, x₂ ∈ R⁵ | 1 | y = sin‖x₁‖ − ½‖x₂‖³ + x₁·x₂ / (‖x₁‖‖x₂‖), x ~ N(0, I) |
+//! | `o5_synthetic` | x₁, x₂ ∈ R⁵ | 1 | y = sin‖x₁‖ − ½‖x₂‖³ + x₁·x₂ / (‖x₁‖‖x₂‖), x ~ N(0, I); `noise` (default 0) adds Gaussian noise of that fraction of y's standard deviation to y |
 //! | `inertia` | m₁…m₅, r₁…r₅ | 9 | y = Σᵢ mᵢ(‖rᵢ‖² I − rᵢrᵢᵀ) row-major, mᵢ = softplus(N(0, 1)), rᵢ ~ N(0, I₃) |
 //! | `modified_inertia` | as `inertia` | 9 | y = I + 0.3 (I e₃) e₃ᵀ with I the inertia tensor: only rotations about e₃ (and z ↦ −z) keep it |
 //! | `lorentz` | p₁…p₄ ∈ R⁴ | 1 | electron–muon scattering amplitude, p ~ N(0, I)/4 (see [`builtin`]) |

@@ -3,7 +3,8 @@
 //!
 //! [`discover`] runs the method a `learn(...)` model names on its data
 //! ([`fit_operator`] for pairs related by a linear action, [`fit_latent`]
-//! for pairs related by one that is linear only in learned coordinates) and
+//! for pairs related by one that is linear only in learned coordinates,
+//! [`fit_invariance`] for a predictor the action leaves unchanged) and
 //! analyses what it found ([`Analysis`]: closure, the nearest built-in
 //! algebra). A [`Discovery`] writes itself out as a spec
 //! ([`Discovery::found_sym`]) that any other spec can `include` and enforce,
@@ -31,12 +32,17 @@
 
 mod expm;
 mod fit;
+mod invariance;
 mod latent;
 mod operator;
 mod plot;
 
 pub use expm::{expm, expm_vjp};
 pub use fit::{Fit, LossPoint};
+pub use invariance::{
+    fit_invariance, input_gradients, lie_gram, Extents, FiniteCheck, Invariance, InvarianceConfig,
+    InvarianceReport,
+};
 pub use latent::{fit_latent, LatentConfig, LatentFit, LatentSummary, LatentTerms, Spectrum};
 pub use operator::{fit_operator, OperatorConfig};
 
@@ -51,8 +57,8 @@ use std::path::{Path, PathBuf};
 /// Weight of the penalty against duplicate generators (see [`fit_operator`]).
 const DUPLICATE_WEIGHT: f64 = 1.0;
 
-/// The tolerance written on an exported group: EMLP's loosened SVD threshold
-/// for generators that are only approximately closed.
+/// The least tolerance written on an exported group: EMLP's loosened SVD
+/// threshold for generators that are only approximately closed.
 pub const EXPORT_TOLERANCE: f64 = 5e-3;
 
 /// Why discovery failed.
@@ -60,7 +66,7 @@ pub const EXPORT_TOLERANCE: f64 = 5e-3;
 pub enum DiscoverError {
     #[error("model `{0}` learns no symmetry; `symc discover` needs a `learn(...)` model")]
     NotDiscovery(String),
-    #[error("the `{0}` method is not implemented yet; use `operator`")]
+    #[error("the `{0}` method is not implemented yet; use `operator` or `invariance`")]
     Unsupported(&'static str),
     #[error("{0}")]
     Invalid(String),
@@ -75,6 +81,9 @@ pub enum DiscoverError {
     },
     #[error(transparent)]
     Data(#[from] DataError),
+    /// Training the predictor of the `invariance` method failed.
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
 }
 
 /// The found span against the one the data were made with.
@@ -100,6 +109,8 @@ pub struct Discovery {
     pub analysis: Analysis,
     /// The comparison with the true generators, for built-in pair data.
     pub truth: Option<Truth>,
+    /// The spectrum, finite checks and extents of the `invariance` method.
+    pub invariance: Option<InvarianceReport>,
     /// What the `latent` method measured besides its loss.
     pub latent: Option<LatentReport>,
 }
@@ -132,7 +143,7 @@ pub fn discover(
     else {
         return Err(DiscoverError::NotDiscovery(graph.model.clone()));
     };
-    let (method, fit, latent) = match graph.symmetries.first().map(|s| &s.strategy) {
+    let (method, fit, invariance, latent) = match graph.symmetries.first().map(|s| &s.strategy) {
         Some(Strategy::Operator) => {
             let config = OperatorConfig {
                 generators: *generators,
@@ -143,7 +154,7 @@ pub fn discover(
                 seed: graph.train.seed,
             };
             let fit = fit_operator(&splits.train, &splits.val, &config, progress)?;
-            ("operator", fit, None)
+            ("operator", fit, None, None)
         }
         Some(Strategy::Latent) => {
             let (hidden, act) = latent::encoder_shape(graph)?;
@@ -158,9 +169,17 @@ pub fn discover(
                 seed: graph.train.seed,
             };
             let found = fit_latent(&splits.train, &splits.val, &config, progress)?;
-            ("latent", found.fit, Some(found.summary))
+            ("latent", found.fit, None, Some(found.summary))
         }
-        Some(Strategy::Invariance) => return Err(DiscoverError::Unsupported("invariance")),
+        Some(Strategy::Invariance) => {
+            let config = InvarianceConfig {
+                generators: *generators,
+                dim: *dim,
+                seed: graph.train.seed,
+            };
+            let found = fit_invariance(graph, splits, &config, progress)?;
+            ("invariance", found.fit, Some(found.report), None)
+        }
         _ => return Err(DiscoverError::NotDiscovery(graph.model.clone())),
     };
     let analysis = Analysis::new(&fit.generators);
@@ -190,8 +209,21 @@ pub fn discover(
         fit,
         analysis,
         truth,
+        invariance,
         latent,
     })
+}
+
+/// See [`Discovery::tolerance`].
+pub fn export_tolerance(residual: f64) -> f64 {
+    let wanted = 2.0 * residual;
+    if wanted.is_nan() || wanted <= EXPORT_TOLERANCE {
+        return EXPORT_TOLERANCE;
+    }
+    // 10^−e is a whole number for the tolerances that occur (e ≤ 0), so
+    // dividing by it rounds as the decimal literal does: 2/100 is `0.02`.
+    let scale = 10f64.powi(-(wanted.log10().floor() as i32));
+    (wanted * scale).ceil() / scale
 }
 
 fn compare(found: &[DMatrix<f64>], truth: &[DMatrix<f64>]) -> Truth {
@@ -221,6 +253,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truth: Option<Truth>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub invariance: Option<InvarianceReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub latent: Option<LatentReport>,
 }
 
@@ -228,10 +262,12 @@ pub struct Report {
 pub struct ReportLoss {
     /// The method's loss on the training data at the last step (for
     /// `operator`, the mean squared residual ‖exp(Σ tᵢGᵢ)x − x′‖²; for
-    /// `latent`, the prediction error ‖D(exp(Σ tᵢĜᵢ)E(x)) − x′‖²).
+    /// `invariance`, the mean of the quadratic form q(Gᵢ); for `latent`, the
+    /// prediction error ‖D(exp(Σ tᵢĜᵢ)E(x)) − x′‖²).
     pub train: f64,
-    /// The same on the validation data, with coefficients fitted to the
-    /// validation pairs.
+    /// The same on the validation data (for `operator` and `latent`, with
+    /// coefficients fitted to the validation pairs; for `invariance`, q built
+    /// on them).
     pub val: f64,
 }
 
@@ -294,8 +330,23 @@ impl Discovery {
                 })
                 .collect(),
             truth: self.truth.clone(),
+            invariance: self.invariance.clone(),
             latent: self.latent.clone(),
         }
+    }
+
+    /// The tolerance written on the exported group: [`EXPORT_TOLERANCE`], or
+    /// twice the closure residual rounded up to one digit where that is
+    /// larger, so that the span counts as closed and the basis solver is as
+    /// loose as the generators are inexact.
+    ///
+    /// ```
+    /// # use symc::discover::EXPORT_TOLERANCE;
+    /// assert_eq!(symc::discover::export_tolerance(0.0), EXPORT_TOLERANCE);
+    /// assert_eq!(symc::discover::export_tolerance(8.7e-3), 0.02);
+    /// ```
+    pub fn tolerance(&self) -> f64 {
+        export_tolerance(self.analysis.closure.residual)
     }
 
     /// The found group as a spec: `group NAME = lie(tolerance = …) { … }`,
@@ -323,8 +374,9 @@ impl Discovery {
         }
         let _ = writeln!(
             out,
-            "group {} = lie(tolerance = {EXPORT_TOLERANCE}) {{",
-            self.export
+            "group {} = lie(tolerance = {}) {{",
+            self.export,
+            self.tolerance()
         );
         let matrices: Vec<String> = self
             .analysis
@@ -412,39 +464,65 @@ model turn {
                 .unwrap();
         assert_eq!(report["algebras"][0]["name"].as_str(), Some("SO(2)"));
 
+        assert_enforceable(&dir, "Turn", 2, 1, found.tolerance());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Enforces the group `name` of `dir/found.sym` (n×n generators,
+    /// exported with `tolerance`): an
+    /// untrained EMLP from `points` points of Rⁿ to a scalar over it is
+    /// invariant under the group, and not identically zero (the tolerance
+    /// written on the export kept a map).
+    pub(super) fn assert_enforceable(
+        dir: &Path,
+        name: &str,
+        n: usize,
+        points: usize,
+        tolerance: f64,
+    ) {
+        let width = n * points;
         let rows: String = (0..20)
             .map(|i| {
-                let (a, b) = ((i as f64 * 0.37).sin(), (i as f64 * 0.91).cos());
-                format!("{a},{b},{}\n", a * a + b * b)
+                let x: Vec<f64> = (0..width)
+                    .map(|j| ((i * width + j) as f64 * 0.37).sin())
+                    .collect();
+                let y: f64 = x.iter().map(|v| v * v).sum();
+                let x: Vec<String> = x.iter().map(f64::to_string).collect();
+                format!("{},{y}\n", x.join(","))
             })
             .collect();
-        std::fs::write(dir.join("norms.csv"), format!("x0,x1,y\n{rows}")).unwrap();
-        let enforce = r#"
+        let header: Vec<String> = (0..width).map(|j| format!("x{j}")).collect();
+        std::fs::write(
+            dir.join("norms.csv"),
+            format!("{},y\n{rows}", header.join(",")),
+        )
+        .unwrap();
+        let enforce = format!(
+            r#"
 include "found.sym"
-model enforce {
-  data     file("norms.csv", inputs = 2, outputs = 1)
-  input    x: V over Turn
-  output   y: scalar over Turn
-  symmetry Turn => architecture
+model enforce {{
+  data     file("norms.csv", inputs = {width}, outputs = 1)
+  input    x: {points}*V over {name}
+  output   y: scalar over {name}
+  symmetry {name} => architecture
   net      emlp(channels = 8, layers = 1)
-}
-"#;
-        let graph = &crate::compile(enforce, "enforce.sym", &dir).unwrap().graphs[0];
-        assert_eq!(graph.groups[0].tolerance, Some(EXPORT_TOLERANCE));
+}}
+"#
+        );
+        let graph = &crate::compile(&enforce, "enforce.sym", dir).unwrap().graphs[0];
+        assert_eq!(graph.groups[0].tolerance, Some(tolerance));
         let model = crate::backend::Model::new(graph, 0).unwrap();
-        let points = crate::data::read_csv(&dir.join("norms.csv"), 2, 1).unwrap();
+        let table = crate::data::read_csv(&dir.join("norms.csv"), width, 1).unwrap();
         let options = EquivarianceOptions {
             samples: 8,
             points: 20,
             seed: 0,
         };
         let measured =
-            measure_equivariance(graph, &|x, rows| model.forward(x, rows), &points, &options)
+            measure_equivariance(graph, &|x, rows| model.forward(x, rows), &table, &options)
                 .unwrap();
         assert!(measured[0].error < 1e-2, "{measured:?}");
-        // The output is not identically zero: the loosened solve kept a map.
-        let out = model.forward(&points.x, points.rows).unwrap();
+        let out = model.forward(&table.x, table.rows).unwrap();
         assert!(out.iter().any(|v| v.abs() > 1e-6));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -184,6 +184,9 @@ struct BuiltinData {
     /// Whether a sample holds `points` points (a pair set), so that the
     /// columns above are per point.
     per_point: bool,
+    /// Whether a sample holds `bodies` bodies in `dims` dimensions (3 and 2
+    /// unless given), so that the columns above are per body and dimension.
+    per_body: bool,
 }
 
 const BUILTIN_DATA: &[BuiltinData] = &[
@@ -193,6 +196,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 1,
         classes: false,
         per_point: false,
+        per_body: false,
     },
     BuiltinData {
         name: "inertia",
@@ -200,6 +204,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 9,
         classes: false,
         per_point: false,
+        per_body: false,
     },
     BuiltinData {
         name: "modified_inertia",
@@ -207,6 +212,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 9,
         classes: false,
         per_point: false,
+        per_body: false,
     },
     BuiltinData {
         name: "lorentz",
@@ -214,6 +220,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 1,
         classes: false,
         per_point: false,
+        per_body: false,
     },
     BuiltinData {
         name: "mass_spring",
@@ -221,6 +228,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 2,
         classes: false,
         per_point: false,
+        per_body: false,
     },
     BuiltinData {
         name: "pendulum",
@@ -228,6 +236,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 2,
         classes: false,
         per_point: false,
+        per_body: false,
     },
     BuiltinData {
         name: "two_body",
@@ -235,6 +244,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 8,
         classes: false,
         per_point: false,
+        per_body: false,
     },
     BuiltinData {
         name: "three_body",
@@ -242,6 +252,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 12,
         classes: false,
         per_point: false,
+        per_body: false,
     },
     BuiltinData {
         name: "double_pendulum",
@@ -249,6 +260,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 4,
         classes: false,
         per_point: false,
+        per_body: false,
     },
     BuiltinData {
         name: "rotation2_pairs",
@@ -256,6 +268,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 2,
         classes: false,
         per_point: true,
+        per_body: false,
     },
     BuiltinData {
         name: "boost2_pairs",
@@ -263,6 +276,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 2,
         classes: false,
         per_point: true,
+        per_body: false,
     },
     BuiltinData {
         name: "scaling2_pairs",
@@ -270,6 +284,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 2,
         classes: false,
         per_point: true,
+        per_body: false,
     },
     BuiltinData {
         name: "rotation3_pairs",
@@ -277,6 +292,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 3,
         classes: false,
         per_point: true,
+        per_body: false,
     },
     BuiltinData {
         name: "oscillator_pairs",
@@ -284,6 +300,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 2,
         classes: false,
         per_point: true,
+        per_body: false,
     },
     BuiltinData {
         name: "observed_oscillator_pairs",
@@ -291,6 +308,7 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 6,
         classes: false,
         per_point: true,
+        per_body: false,
     },
     BuiltinData {
         name: "digits",
@@ -298,10 +316,19 @@ const BUILTIN_DATA: &[BuiltinData] = &[
         outputs: 10,
         classes: true,
         per_point: false,
+        per_body: false,
+    },
+    BuiltinData {
+        name: "nbody_spring",
+        inputs: 2,
+        outputs: 2,
+        classes: false,
+        per_point: false,
+        per_body: true,
     },
 ];
 
-/// Arguments of the built-in data sets: sample counts and seed (integers),
+/// Arguments of the built-in data sets: sample counts, seed and n-body sizes (integers),
 /// then the real-valued ones: noise, the settings of the physical systems (time
 /// span, energy scale, range of initial radii, orbit perturbation) and of the
 /// pair sets (extent, frequency, time step), which the data module checks per set.
@@ -312,6 +339,8 @@ const BUILTIN_DATA_KEYS: &[&str] = &[
     "trajectories",
     "points",
     "seed",
+    "bodies",
+    "dims",
     "noise",
     "t_end",
     "scale",
@@ -324,7 +353,7 @@ const BUILTIN_DATA_KEYS: &[&str] = &[
 ];
 
 /// The keys of [`BUILTIN_DATA_KEYS`] whose values are real numbers.
-const REAL_DATA_KEYS: &[&str] = BUILTIN_DATA_KEYS.split_at(6).1;
+const REAL_DATA_KEYS: &[&str] = BUILTIN_DATA_KEYS.split_at(8).1;
 
 const SYMMETRY_WORDS: [&str; 6] = [
     "time",
@@ -1050,7 +1079,14 @@ impl Checker<'_> {
         };
 
         let data = match data {
-            Some((d, span)) => self.data(d, span, dir, &inputs, &outputs, &task),
+            Some((d, span)) => {
+                // `invariance` learns from the data of an ordinary regression.
+                let feeds = match learn {
+                    Some(s) if s.strategy == Strategy::Invariance => &Task::Regression,
+                    _ => &task,
+                };
+                self.data(d, span, dir, &inputs, &outputs, feeds)
+            }
             None => {
                 self.err(CheckError::Missing {
                     span: name_span,
@@ -1440,9 +1476,12 @@ impl Checker<'_> {
                     };
                     params.insert(key.to_string(), x?);
                 }
-                let points = match params.get("points") {
-                    Some(&p) if b.per_point => (p as usize).max(1),
-                    _ => 1,
+                let count =
+                    |key: &str, default: f64| params.get(key).map_or(default, |&v| v) as usize;
+                let points = match b.per_point {
+                    true => count("points", 1.0).max(1),
+                    false if b.per_body => count("bodies", 3.0) * count("dims", 2.0),
+                    false => 1,
                 };
                 let (b_in, b_out) = (b.inputs * points, b.outputs * points);
                 if !inputs.is_empty() && n_in != b_in {
@@ -1684,14 +1723,28 @@ impl Checker<'_> {
                     let same_family = family(&b.strategy) == Some(f);
                     let same = b.strategy == s.strategy
                         && !matches!(s.strategy, Strategy::Architecture | Strategy::Soft { .. });
+                    // A Hamiltonian graph network is both at once.
+                    let hamiltonian_graph = matches!(
+                        (&b.strategy, &s.strategy),
+                        (Strategy::Hamiltonian, Strategy::Graph)
+                            | (Strategy::Graph, Strategy::Hamiltonian)
+                    );
                     if !(same_family && same)
+                        && !hamiltonian_graph
                         && !matches!(
                             (&b.strategy, &s.strategy),
                             (Strategy::GroupConv, Strategy::GroupConv)
                         )
                     {
+                        let lagrangian_graph = matches!(
+                            (&b.strategy, &s.strategy),
+                            (Strategy::Lagrangian, Strategy::Graph)
+                                | (Strategy::Graph, Strategy::Lagrangian)
+                        );
                         let help = if matches!(s.strategy, Strategy::Architecture) && same_family {
                             "an equivariant MLP honours one group: declare the product, e.g. `group GH = G x H`".to_string()
+                        } else if lagrangian_graph {
+                            "a graph network carries time symmetry as `time => hamiltonian`, not as a Lagrangian".to_string()
                         } else {
                             format!("one network cannot be both {} and {f}; honour one of them with `=> loss(...)` or `=> augment(...)`", family(&b.strategy).unwrap_or(f))
                         };
@@ -1731,9 +1784,14 @@ impl Checker<'_> {
                 return;
             }
         }
-        // The net must fit the architecture.
+        // The net must fit the architecture; a graph network shapes a Hamiltonian too.
+        let graph = m.symmetries.iter().any(|s| s.strategy == Strategy::Graph);
         let wanted = match base.map(|b| &b.strategy) {
-            Some(Strategy::Hamiltonian | Strategy::Lagrangian) | None => "mlp",
+            _ if graph => "graph",
+            // `invariance` learns from a trained predictor's input gradients.
+            Some(Strategy::Hamiltonian | Strategy::Lagrangian | Strategy::Invariance) | None => {
+                "mlp"
+            }
             Some(Strategy::Graph) => "graph",
             Some(Strategy::GroupConv) => "gcnn",
             Some(Strategy::Architecture | Strategy::Soft { .. }) => "emlp",
@@ -1893,6 +1951,8 @@ impl Checker<'_> {
                     }
                 }
             }
+            // `invariance` reads (x, y) samples of a predictor, not pairs.
+            SymmetryKind::Learn { .. } if s.strategy == Strategy::Invariance => {}
             SymmetryKind::Learn { .. } => {
                 let (i, o): (usize, usize) = (
                     m.inputs.iter().map(Port::dim).sum(),

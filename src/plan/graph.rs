@@ -322,6 +322,18 @@ pub enum Op {
         hidden: Vec<usize>,
         act: Activation,
     },
+    /// Hamiltonian graph network over `bodies` bodies in `dims` dimensions:
+    /// H(q, p) = Σᵢ φₙ(pᵢ) + Σ_{i≠j} φₑ(qⱼ − qᵢ, ‖qⱼ − qᵢ‖), with a node MLP
+    /// `dims → hidden… → 1` and an edge MLP `dims + 1 → hidden… → 1` shared by
+    /// all bodies and ordered pairs; the output is the symplectic gradient
+    /// (∂H/∂p, −∂H/∂q). The state is every position (`bodies × dims`,
+    /// row-major), then every momentum.
+    HamiltonianGraph {
+        bodies: usize,
+        dims: usize,
+        hidden: Vec<usize>,
+        act: Activation,
+    },
     /// Message-passing block over `bodies` bodies of `dims`-dimensional positions.
     GraphNetwork {
         bodies: usize,

@@ -11,8 +11,10 @@
 //! | `soft` on a group | the EMLP above with every `EquivariantLinear` paired with an unconstrained `Linear` of the same shape, the two summed by a `Sum` node (residual pathway priors) |
 //! | `hamiltonian` / `lagrangian` on `time` | one `Hamiltonian` / `Lagrangian` node |
 //! | `graph` on `translation` / `permutation` | one `GraphNetwork` node |
+//! | `hamiltonian` on `time` with `graph` on `translation` / `permutation` | one `HamiltonianGraph` node |
 //! | `group_conv` on `rotation(4)` (+ `reflection`) | `GroupConv` (p4 / p4m) with invariant pooling, then `Linear` |
-//! | `learn(...)`, `operator` or `invariance` | the input alone: the generators are the result |
+//! | `learn(...) => operator` | the input alone: the generators are the result |
+//! | `learn(...) => invariance` | the MLP predictor whose invariances are learned |
 //! | `learn(generators, dim) => latent` | an autoencoder of two MLPs: the `net`'s `hidden` layers from the input down to a `dim`-dimensional code, the same layers in reverse from the code back up to the output |
 //!
 //! Regularisers: `loss` adds the penalty the spec names (`penalty = sampled`,
@@ -59,6 +61,10 @@ pub enum PlanError {
     /// The spec's `net` is not the kind its architecture needs.
     #[error("net `{net}` does not fit this model's architecture")]
     NetMismatch { span: Span, net: &'static str },
+    /// `time => hamiltonian` beside a graph network on a state that is not
+    /// the positions and momenta of bodies.
+    #[error("a Hamiltonian graph network {problem}")]
+    HamiltonianGraph { span: Span, problem: String },
     /// The emitted graph broke an IR invariant (a planner bug, reported, not panicked on).
     #[error("the planned graph is invalid: {error}")]
     Invalid { span: Span, error: ValidationError },
@@ -75,6 +81,9 @@ impl From<&PlanError> for Diagnostic {
                     .with_primary(*span, "in this model")
                     .with_note("the checker refuses this in spec text; a `Spec` changed by hand must keep its rules")
             }
+            PlanError::HamiltonianGraph { span, .. } => Diagnostic::error(e.to_string())
+                .with_primary(*span, "this symmetry asks for it")
+                .with_help("declare `state q: R^[bodies, dims], p: R^[bodies, dims]` and `symmetry translation(on q) => graph`"),
             PlanError::Invalid { span, .. } => Diagnostic::error(e.to_string())
                 .with_primary(*span, "in this model")
                 .with_note("this is a bug in symc's planner; please report it with the spec"),
@@ -112,8 +121,21 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
         .iter()
         .find(|s| shapes_network(&s.strategy));
     let kind = base.map(|s| (&s.kind, &s.strategy));
+    // On a Hamiltonian head a group's loss acts on H through its flow on phase space.
+    let hamiltonian = model
+        .symmetries
+        .iter()
+        .any(|s| s.kind == SymmetryKind::Time && s.strategy == Strategy::Hamiltonian);
+    // Time symmetry by a Hamiltonian and translations or permutations by a
+    // graph network make one model: H as a sum over bodies and pairs.
+    let hamiltonian_graph = hamiltonian
+        && model
+            .symmetries
+            .iter()
+            .any(|s| s.strategy == Strategy::Graph);
     let net = model.net.clone().or_else(|| {
         Net::defaults(match kind.map(|k| k.1) {
+            _ if hamiltonian_graph => "graph",
             Some(Strategy::Architecture | Strategy::Soft { .. }) => "emlp",
             Some(Strategy::Graph) => "graph",
             Some(Strategy::GroupConv) => "gcnn",
@@ -121,6 +143,13 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
         })
     });
     let output = match (kind, net) {
+        (Some(_), Some(Net::Graph { hidden, act })) if hamiltonian_graph => {
+            hamiltonian_graph_network(&mut b, model, input, hidden, act)?
+        }
+        (
+            Some((SymmetryKind::Learn { .. }, Strategy::Invariance)),
+            Some(Net::Mlp { hidden, act }),
+        ) => mlp(&mut b, input, n_in, &hidden, act, n_out),
         (
             Some((SymmetryKind::Learn { dim, .. }, Strategy::Latent)),
             Some(Net::Mlp { hidden, act }),
@@ -187,8 +216,6 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
         },
         weight: 1.0,
     }];
-    // On a Hamiltonian head a group's loss acts on H through its flow on phase space.
-    let hamiltonian = matches!(kind, Some((SymmetryKind::Time, Strategy::Hamiltonian)));
     let mut symmetries = Vec::new();
     for s in &model.symmetries {
         let compact = match &s.kind {
@@ -299,6 +326,9 @@ fn reason(s: &Symmetry, compact: bool, hamiltonian: bool) -> String {
         (_, Strategy::Lagrangian) => {
             "the output solves the Euler–Lagrange equations of a learned L(q, q̇), so energy is conserved".into()
         }
+        (_, Strategy::Graph) if hamiltonian => {
+            "H sums energies of bodies and of pairs' relative positions: invariant to shifts and relabelling, so total momentum is conserved".into()
+        }
         (_, Strategy::Graph) => {
             "messages depend on relative positions and are summed over bodies: invariant to shifts and relabelling".into()
         }
@@ -333,7 +363,9 @@ fn reason(s: &Symmetry, compact: bool, hamiltonian: bool) -> String {
             "learns generators G with x′ ≈ exp(Σ tᵢGᵢ)x from the pairs".into()
         }
         (_, Strategy::Latent) => "learns generators acting on a learned latent space".into(),
-        (_, Strategy::Invariance) => "learns generators that leave the data distribution invariant".into(),
+        (_, Strategy::Invariance) => {
+            "trains an MLP predictor, then learns the generators along which its output does not change".into()
+        }
         _ => "a plain MLP with no symmetry built in: the baseline".into(),
     };
     let who = if s.explicit {
@@ -592,6 +624,75 @@ fn graph_network(
         .collect::<Vec<_>>()
         .join(", ");
     b.push(op, Some(input), n_out, params, Some(&constraint))
+}
+
+/// One `HamiltonianGraph` node over a state `q, p` of two tables of bodies
+/// with the same shape `[bodies, dims]`; a translation must act on `q` alone
+/// (shifting momenta is no symmetry of a mechanical system).
+fn hamiltonian_graph_network(
+    b: &mut GraphBuilder,
+    model: &Model,
+    input: usize,
+    hidden: Vec<usize>,
+    act: Activation,
+) -> Result<usize, PlanError> {
+    let symmetry = |strategy: Strategy| {
+        model
+            .symmetries
+            .iter()
+            .find(|s| s.strategy == strategy)
+            .map_or(model.span, |s| s.span)
+    };
+    let refuse = |span, problem: String| PlanError::HamiltonianGraph { span, problem };
+    let [q, p] = model.inputs.as_slice() else {
+        return Err(refuse(
+            symmetry(Strategy::Hamiltonian),
+            format!(
+                "needs a state of positions and momenta, found {} state ports",
+                model.inputs.len()
+            ),
+        ));
+    };
+    if q.shape.len() != 2 || q.shape != p.shape {
+        return Err(refuse(
+            symmetry(Strategy::Graph),
+            format!(
+                "needs `{}` and `{}` to be tables of bodies of the same shape",
+                q.name, p.name
+            ),
+        ));
+    }
+    let shifted = model.symmetries.iter().find(
+        |s| matches!(&s.kind, SymmetryKind::Translation { on } if on.iter().any(|n| *n != q.name)),
+    );
+    if let Some(s) = shifted {
+        return Err(refuse(
+            s.span,
+            format!("translates positions only, and `{}` holds momenta", p.name),
+        ));
+    }
+    let (bodies, dims) = (q.shape[0], q.shape[1]);
+    let params = mlp_params(dims + 1, &hidden, 1) + mlp_params(dims, &hidden, 1);
+    let constraint = model
+        .symmetries
+        .iter()
+        .filter(|s| matches!(s.strategy, Strategy::Hamiltonian | Strategy::Graph))
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let op = Op::HamiltonianGraph {
+        bodies,
+        dims,
+        hidden,
+        act,
+    };
+    Ok(b.push(
+        op,
+        Some(input),
+        2 * bodies * dims,
+        params,
+        Some(&constraint),
+    ))
 }
 
 /// p4 (or p4m with reflections) convolutions on a one-channel image, pooled over

@@ -140,6 +140,10 @@ pub fn validate(g: &ModelGraph) -> Result<Shapes, ValidationError> {
                 expect_in(2 * coordinates)?;
                 (Some(2 * coordinates), None)
             }
+            Op::HamiltonianGraph { bodies, dims, .. } => {
+                expect_in(2 * bodies * dims)?;
+                (Some(2 * bodies * dims), None)
+            }
             Op::GraphNetwork {
                 bodies, features, ..
             } => {

@@ -315,6 +315,7 @@ pub(crate) fn portable(op: &Op) -> bool {
         | Op::Hamiltonian { .. } => true,
         // Host kernels only.
         Op::Lagrangian { .. }
+        | Op::HamiltonianGraph { .. }
         | Op::GraphNetwork { .. }
         | Op::GroupConv { .. }
         | Op::Conv { .. } => false,
@@ -333,6 +334,7 @@ pub(crate) fn op_name(op: &Op) -> &'static str {
         Op::NormNonlinearity { .. } => "norm_nonlinearity",
         Op::Hamiltonian { .. } => "hamiltonian",
         Op::Lagrangian { .. } => "lagrangian",
+        Op::HamiltonianGraph { .. } => "hamiltonian_graph",
         Op::GraphNetwork { .. } => "graph_network",
         Op::GroupConv { .. } => "group_conv",
         Op::Conv { .. } => "conv",

@@ -34,7 +34,7 @@ impl HeadGraph {
             return Ok(None);
         };
         let init = match node.op {
-            Op::Hamiltonian { .. } => Init::Uniform,
+            Op::Hamiltonian { .. } | Op::HamiltonianGraph { .. } => Init::Uniform,
             Op::Lagrangian { .. } => Init::Lnn,
             _ => return Ok(None),
         };
@@ -111,21 +111,36 @@ impl HeadGraph {
     }
 
     /// Lengths of the parameter tensors, in [`Self::named_parameters`] order.
-    pub(super) fn tensor_lengths(&self) -> impl Iterator<Item = usize> + '_ {
-        self.tensors().map(|(_, _, range)| range.len())
+    pub(super) fn tensor_lengths(&self) -> impl Iterator<Item = usize> {
+        self.tensors().into_iter().map(|(_, _, range)| range.len())
     }
 
-    /// Name, shape and range in the flat parameter vector of each tensor.
-    fn tensors(&self) -> impl Iterator<Item = (String, Vec<usize>, Range<usize>)> + '_ {
-        let mlp = &self.net.mlp;
-        (0..mlp.layers()).flat_map(move |l| {
-            let (w, b) = mlp.offsets(l);
-            let (inp, out) = (mlp.sizes[l], mlp.sizes[l + 1]);
-            [
-                (format!("n{}.weight.{l}", self.node), vec![out, inp], w..b),
-                (format!("n{}.bias.{l}", self.node), vec![out], b..b + out),
-            ]
-        })
+    /// Name, shape and range in the flat parameter vector of each tensor:
+    /// `n{node}.weight.{l}` for the one MLP of a dense head,
+    /// `n{node}.{edge,node}.weight.{l}` for a graph network's two.
+    fn tensors(&self) -> Vec<(String, Vec<usize>, Range<usize>)> {
+        let mut tensors = Vec::new();
+        for (name, at, mlp) in self.net.networks() {
+            let prefix = match name {
+                "" => format!("n{}", self.node),
+                name => format!("n{}.{name}", self.node),
+            };
+            for l in 0..mlp.layers() {
+                let (w, b) = mlp.offsets(l);
+                let (inp, out) = (mlp.sizes[l], mlp.sizes[l + 1]);
+                tensors.push((
+                    format!("{prefix}.weight.{l}"),
+                    vec![out, inp],
+                    at + w..at + b,
+                ));
+                tensors.push((
+                    format!("{prefix}.bias.{l}"),
+                    vec![out],
+                    at + b..at + b + out,
+                ));
+            }
+        }
+        tensors
     }
 
     /// Checks that `x` holds `rows` states.
@@ -178,7 +193,7 @@ impl HeadGraph {
                 what: "loss".into(),
             });
         }
-        let tensors: Vec<(String, Vec<usize>, Range<usize>)> = self.tensors().collect();
+        let tensors = self.tensors();
         if let Some((name, ..)) = tensors
             .iter()
             .find(|(.., r)| !grad[r.clone()].iter().all(|g| g.is_finite()))
@@ -200,6 +215,7 @@ impl HeadGraph {
     pub(super) fn named_parameters(&self) -> Vec<NamedTensor> {
         let params = self.net.parameters();
         self.tensors()
+            .into_iter()
             .map(|(name, shape, range)| NamedTensor {
                 name,
                 shape,
@@ -211,7 +227,7 @@ impl HeadGraph {
     /// Replaces all parameters; `tensors` must name each exactly once with its
     /// shape. On error nothing is changed.
     pub(super) fn load_parameters(&mut self, tensors: &[NamedTensor]) -> Result<(), BackendError> {
-        let mine: Vec<(String, Vec<usize>, Range<usize>)> = self.tensors().collect();
+        let mine = self.tensors();
         let mut staged = self.net.parameters().to_vec();
         let mut seen = vec![false; mine.len()];
         let problem = |name: &str, problem: &str| BackendError::Parameter {

@@ -36,10 +36,21 @@ impl Work {
     pub(crate) fn gradient(&self) -> &[f32] {
         &self.gx
     }
+
+    /// Where [`backward`] reads the loss gradient with respect to ∂H/∂x: it
+    /// holds ∂H/∂x after [`input_gradient`], to be overwritten.
+    pub(crate) fn gradient_mut(&mut self) -> &mut [f32] {
+        &mut self.gx
+    }
 }
 
 /// ∂H/∂x at `rows` states (`rows × sizes[0]`), left in `work.gx`.
-pub(crate) fn input_gradient(mlp: &Mlp, x: &[f32], rows: usize, work: &mut Work) {
+pub(crate) fn input_gradient<P: AsRef<[f32]>>(
+    mlp: &Mlp<P>,
+    x: &[f32],
+    rows: usize,
+    work: &mut Work,
+) {
     mlp.forward_hidden(x, rows, &mut work.cache);
     let hidden = mlp.layers() - 1;
     let cache = &work.cache;
@@ -141,11 +152,9 @@ pub(crate) fn brackets(brackets: &[Bracket], grad_h: &[f32], x: &[f32], rows: us
 
 /// Mean squared error of the field against `y` plus the `brackets`
 /// penalties, accumulating the parameter gradient of their sum into `grad`.
-/// Both terms are functions of ∇H alone, so their gradients with respect to
-/// ∇H are added first and go through one backward pass.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn loss_and_grad(
-    mlp: &Mlp,
+pub(crate) fn loss_and_grad<P: AsRef<[f32]>>(
+    mlp: &Mlp<P>,
     n: usize,
     x: &[f32],
     y: &[f32],
@@ -155,6 +164,24 @@ pub(crate) fn loss_and_grad(
     work: &mut Work,
 ) -> Objective {
     input_gradient(mlp, x, rows, work);
+    let terms = objective_gradient(&mut work.gx, n, x, y, rows, brackets);
+    backward(mlp, x, rows, grad, work);
+    terms
+}
+
+/// The objective of a Hamiltonian head whose ∇H at the `rows` states `x` is
+/// `grad_h` (`rows × 2n`): the mean squared error of its field against `y`
+/// plus the `brackets` penalties. Both are functions of ∇H alone, so their
+/// gradients with respect to ∇H are added and replace `grad_h`, ready for
+/// one backward pass.
+pub(crate) fn objective_gradient(
+    grad_h: &mut [f32],
+    n: usize,
+    x: &[f32],
+    y: &[f32],
+    rows: usize,
+    brackets: &[Bracket],
+) -> Objective {
     let d = 2 * n;
     let scale = 2.0 / (rows * d) as f32;
     let mut terms = Objective {
@@ -162,8 +189,7 @@ pub(crate) fn loss_and_grad(
         brackets: vec![0.0; brackets.len()],
     };
     let (mut gv, mut dg) = (vec![0.0f32; d], vec![0.0f32; d]);
-    for ((g, y), x) in work
-        .gx
+    for ((g, y), x) in grad_h
         .chunks_exact_mut(d)
         .zip(y.chunks_exact(d))
         .zip(x.chunks_exact(d))
@@ -188,13 +214,19 @@ pub(crate) fn loss_and_grad(
     }
     terms.mse /= (rows * d) as f64;
     terms.brackets.iter_mut().for_each(|v| *v /= rows as f64);
-    backward(mlp, x, rows, grad, work);
     terms
 }
 
 /// Back-propagates the loss gradient with respect to ∂H/∂x, held in
-/// `work.gx`, to the parameters, accumulating into `grad`.
-fn backward(mlp: &Mlp, x: &[f32], rows: usize, grad: &mut [f32], work: &mut Work) {
+/// `work.gx` (see [`Work::gradient_mut`]), to the parameters, accumulating
+/// into `grad`; `work` must hold the [`input_gradient`] pass at the same `x`.
+pub(crate) fn backward<P: AsRef<[f32]>>(
+    mlp: &Mlp<P>,
+    x: &[f32],
+    rows: usize,
+    grad: &mut [f32],
+    work: &mut Work,
+) {
     let d = mlp.sizes[0];
     let hidden = mlp.layers() - 1;
     let cache = &work.cache;

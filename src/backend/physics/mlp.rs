@@ -29,12 +29,13 @@ pub enum Init {
 
 /// Dense layers `sizes[0] → sizes[1] → … → sizes[last]`, σ after every layer
 /// but the last. Layer `l` stores its weight `sizes[l+1] × sizes[l]` (row-major)
-/// followed by its bias.
+/// followed by its bias. The parameters are owned (`Vec<f32>`) or borrowed
+/// from a larger vector holding several networks (`&[f32]`).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Mlp {
+pub(crate) struct Mlp<P = Vec<f32>> {
     pub(crate) sizes: Vec<usize>,
     pub(crate) act: Activation,
-    pub(crate) params: Vec<f32>,
+    pub(crate) params: P,
 }
 
 /// Hidden-layer values a, σ′ and σ″ of one forward pass (`rows × width` each).
@@ -91,7 +92,9 @@ impl Mlp {
         }
         Mlp { sizes, act, params }
     }
+}
 
+impl<P: AsRef<[f32]>> Mlp<P> {
     pub(crate) fn layers(&self) -> usize {
         self.sizes.len() - 1
     }
@@ -106,12 +109,12 @@ impl Mlp {
 
     pub(crate) fn weight(&self, l: usize) -> &[f32] {
         let (w, b) = self.offsets(l);
-        &self.params[w..b]
+        &self.params.as_ref()[w..b]
     }
 
     pub(crate) fn bias(&self, l: usize) -> &[f32] {
         let (_, b) = self.offsets(l);
-        &self.params[b..b + self.sizes[l + 1]]
+        &self.params.as_ref()[b..b + self.sizes[l + 1]]
     }
 
     /// Runs the hidden layers on `x` (`rows × sizes[0]`), filling `cache`.

@@ -44,6 +44,7 @@
 
 mod act;
 mod compiled;
+mod hgn;
 mod hnn;
 mod linalg;
 mod lnn;
@@ -56,6 +57,7 @@ pub use hnn::Bracket;
 pub use mlp::Init;
 
 use crate::plan::{Activation, Op};
+use hgn::GraphEnergy;
 pub(crate) use mlp::{Cache as MlpCache, Mlp, Scratch as MlpScratch};
 use serde::{Deserialize, Serialize};
 
@@ -137,11 +139,21 @@ impl Objective {
 pub struct DynamicsNet {
     head: Head,
     coordinates: usize,
-    mlp: Mlp,
+    energy: Energy,
     damping: f64,
     brackets: Vec<Bracket>,
     work: hnn::Work,
     lnn_work: lnn::Work,
+    graph_work: hgn::Work,
+}
+
+/// The network behind a head.
+#[derive(Debug)]
+enum Energy {
+    /// One MLP over the whole state: H, L or the field itself.
+    Dense(Mlp),
+    /// H as a sum of node and edge energies over bodies (Hamiltonian head).
+    Graph(GraphEnergy),
 }
 
 impl DynamicsNet {
@@ -169,15 +181,66 @@ impl DynamicsNet {
             .chain([out])
             .collect();
         let mlp = Mlp::new(sizes, act, init, seed);
-        Ok(DynamicsNet {
+        Ok(Self::with_energy(head, coordinates, Energy::Dense(mlp)))
+    }
+
+    /// A Hamiltonian graph network over `bodies` bodies in `dims` dimensions:
+    /// H(q, p) = Σᵢ φₙ(pᵢ) + Σ_{i≠j} φₑ(qⱼ − qᵢ, ‖qⱼ − qᵢ‖), with node and
+    /// edge MLPs of the given hidden widths shared by all bodies and pairs.
+    /// A state is every position (`bodies × dims`, row-major), then every
+    /// momentum. The field is invariant to translations of all positions,
+    /// equivariant to permutations of the bodies and conserves total linear
+    /// momentum exactly; the parameters do not depend on `bodies`, so the
+    /// same seed draws the same ones for any number of bodies.
+    ///
+    /// ```
+    /// use symc::backend::physics::DynamicsNet;
+    /// use symc::plan::Activation;
+    ///
+    /// let net = DynamicsNet::graph(3, 2, &[16], Activation::Softplus, 0)?;
+    /// let x = [0.0, 0.0, 1.0, 0.2, -0.4, 0.9, 0.1, 0.3, -0.2, 0.0, 0.5, 0.5];
+    /// let field = net.field(&x)?;
+    /// // The forces ṗ on the three bodies sum to zero.
+    /// for c in 0..2 {
+    ///     let total: f32 = (0..3).map(|i| field[6 + 2 * i + c]).sum();
+    ///     assert!(total.abs() < 1e-5);
+    /// }
+    /// let four = DynamicsNet::graph(4, 2, &[16], Activation::Softplus, 0)?;
+    /// assert_eq!(four.parameters(), net.parameters());
+    /// # Ok::<(), symc::backend::physics::PhysicsError>(())
+    /// ```
+    pub fn graph(
+        bodies: usize,
+        dims: usize,
+        hidden: &[usize],
+        act: Activation,
+        seed: u64,
+    ) -> Result<Self, PhysicsError> {
+        if bodies * dims == 0 {
+            return Err(PhysicsError::NoCoordinates);
+        }
+        if hidden.is_empty() {
+            return Err(PhysicsError::NoHiddenLayer(Head::Hamiltonian));
+        }
+        let energy = GraphEnergy::new(bodies, dims, hidden, act, seed);
+        Ok(Self::with_energy(
+            Head::Hamiltonian,
+            bodies * dims,
+            Energy::Graph(energy),
+        ))
+    }
+
+    fn with_energy(head: Head, coordinates: usize, energy: Energy) -> Self {
+        DynamicsNet {
             head,
             coordinates,
-            mlp,
+            energy,
             damping: 0.0,
             brackets: Vec::new(),
             work: hnn::Work::default(),
             lnn_work: lnn::Work::default(),
-        })
+            graph_work: hgn::Work::default(),
+        }
     }
 
     /// The head a `Hamiltonian` or `Lagrangian` node of the IR describes.
@@ -193,6 +256,12 @@ impl DynamicsNet {
                 hidden,
                 act,
             } => Self::new(Head::Lagrangian, *coordinates, hidden, *act, init, seed),
+            Op::HamiltonianGraph {
+                bodies,
+                dims,
+                hidden,
+                act,
+            } => Self::graph(*bodies, *dims, hidden, *act, seed),
             other => Err(PhysicsError::NotAHead(format!("{other:?}"))),
         }
     }
@@ -233,11 +302,43 @@ impl DynamicsNet {
 
     /// All trainable parameters, as one vector.
     pub fn parameters(&self) -> &[f32] {
-        &self.mlp.params
+        match &self.energy {
+            Energy::Dense(mlp) => &mlp.params,
+            Energy::Graph(graph) => &graph.params,
+        }
     }
 
     pub fn parameters_mut(&mut self) -> &mut [f32] {
-        &mut self.mlp.params
+        match &mut self.energy {
+            Energy::Dense(mlp) => &mut mlp.params,
+            Energy::Graph(graph) => &mut graph.params,
+        }
+    }
+
+    /// The one MLP of a head over the whole state; `None` for a graph network.
+    #[cfg(any(test, feature = "cuda"))]
+    pub(crate) fn dense(&self) -> Option<&Mlp> {
+        match &self.energy {
+            Energy::Dense(mlp) => Some(mlp),
+            Energy::Graph(_) => None,
+        }
+    }
+
+    /// Every MLP of the head with its name (empty for the one MLP of a dense
+    /// head) and the offset of its parameters in [`Self::parameters`].
+    pub(crate) fn networks(&self) -> Vec<(&'static str, usize, Mlp<&[f32]>)> {
+        match &self.energy {
+            Energy::Dense(mlp) => vec![(
+                "",
+                0,
+                Mlp {
+                    sizes: mlp.sizes.clone(),
+                    act: mlp.act,
+                    params: &mlp.params[..],
+                },
+            )],
+            Energy::Graph(graph) => graph.networks().into(),
+        }
     }
 
     fn rows(&self, x: &[f32]) -> Result<usize, PhysicsError> {
@@ -256,17 +357,23 @@ impl DynamicsNet {
     pub fn field(&self, x: &[f32]) -> Result<Vec<f32>, PhysicsError> {
         let rows = self.rows(x)?;
         let mut out = vec![0.0; x.len()];
-        match self.head {
-            Head::Direct => self
-                .mlp
-                .output(x, rows, &cache(&self.mlp, x, rows), &mut out),
-            Head::Hamiltonian => {
-                let mut work = hnn::Work::default();
-                hnn::input_gradient(&self.mlp, x, rows, &mut work);
-                hnn::symplectic(work.gradient(), self.coordinates, &mut out);
+        let n = self.coordinates;
+        match (&self.energy, self.head) {
+            (Energy::Graph(graph), _) => {
+                let mut work = hgn::Work::default();
+                graph.input_gradient(x, rows, &mut work);
+                hnn::symplectic(work.gradient(), n, &mut out);
             }
-            Head::Lagrangian => {
-                lnn::field(&self.mlp, self.coordinates, x, rows, self.damping, &mut out)?
+            (Energy::Dense(mlp), Head::Direct) => {
+                mlp.output(x, rows, &cache(mlp, x, rows), &mut out)
+            }
+            (Energy::Dense(mlp), Head::Hamiltonian) => {
+                let mut work = hnn::Work::default();
+                hnn::input_gradient(mlp, x, rows, &mut work);
+                hnn::symplectic(work.gradient(), n, &mut out);
+            }
+            (Energy::Dense(mlp), Head::Lagrangian) => {
+                lnn::field(mlp, n, x, rows, self.damping, &mut out)?
             }
         }
         Ok(out)
@@ -275,7 +382,10 @@ impl DynamicsNet {
     /// The learned scalar (H or L) at each state; `None` for the direct head.
     pub fn scalar(&self, x: &[f32]) -> Result<Option<Vec<f32>>, PhysicsError> {
         let rows = self.rows(x)?;
-        Ok((self.head != Head::Direct).then(|| self.mlp.eval(x, rows)))
+        Ok(match &self.energy {
+            Energy::Graph(graph) => Some(graph.energy(x, rows)),
+            Energy::Dense(mlp) => (self.head != Head::Direct).then(|| mlp.eval(x, rows)),
+        })
     }
 
     /// The training objective at `x` against targets `y`: the mean squared
@@ -293,17 +403,27 @@ impl DynamicsNet {
         if rows != y_rows {
             return Err(PhysicsError::RowMismatch { x: rows, y: y_rows });
         }
-        if grad.len() != self.mlp.params.len() {
+        let count = self.parameters().len();
+        if grad.len() != count {
             return Err(PhysicsError::Shape {
-                expected: self.mlp.params.len(),
+                expected: count,
                 found: grad.len(),
             });
         }
-        let mse = match self.head {
-            Head::Hamiltonian => {
+        let n = self.coordinates;
+        let mse = match (&self.energy, self.head) {
+            (Energy::Graph(graph), _) => {
+                let work = &mut self.graph_work;
+                graph.input_gradient(x, rows, work);
+                let terms =
+                    hnn::objective_gradient(work.gradient_mut(), n, x, y, rows, &self.brackets);
+                graph.backward(rows, grad, work);
+                return Ok(terms);
+            }
+            (Energy::Dense(mlp), Head::Hamiltonian) => {
                 return Ok(hnn::loss_and_grad(
-                    &self.mlp,
-                    self.coordinates,
+                    mlp,
+                    n,
                     x,
                     y,
                     rows,
@@ -312,17 +432,12 @@ impl DynamicsNet {
                     &mut self.work,
                 ))
             }
-            Head::Direct => direct_loss_and_grad(&self.mlp, x, y, rows, grad, &mut self.work),
-            Head::Lagrangian => lnn::loss_and_grad(
-                &self.mlp,
-                self.coordinates,
-                x,
-                y,
-                rows,
-                self.damping,
-                grad,
-                &mut self.lnn_work,
-            )?,
+            (Energy::Dense(mlp), Head::Direct) => {
+                direct_loss_and_grad(mlp, x, y, rows, grad, &mut self.work)
+            }
+            (Energy::Dense(mlp), Head::Lagrangian) => {
+                lnn::loss_and_grad(mlp, n, x, y, rows, self.damping, grad, &mut self.lnn_work)?
+            }
         };
         Ok(Objective {
             mse: f64::from(mse),

@@ -27,6 +27,7 @@ use crate::backend::kernels::tape::Mat;
 use crate::backend::{BackendError, Batch, LossBreakdown, NamedTensor};
 use crate::plan::{Activation, ModelGraph};
 use dfdx::prelude::*;
+use std::ops::Range;
 
 /// A scalar tensor carrying the tape `T`.
 type Scalar<D, T> = Tensor<(), f32, D, T>;
@@ -45,6 +46,9 @@ pub(crate) struct TapedHead<D: Device<f32>> {
     /// Each layer's weight (`[out, in]`) and bias, on the device.
     weights: Vec<Tensor<(usize, usize), f32, D>>,
     biases: Vec<Tensor<(usize,), f32, D>>,
+    /// Where each layer's weight and bias lie in the parameter vector.
+    layout: Vec<(Range<usize>, Range<usize>)>,
+    act: Activation,
     field: Field<D>,
     grad: Vec<f32>,
 }
@@ -111,7 +115,16 @@ impl<D: Device<f32>> TapedHead<D> {
                 })
             }
         };
-        let mlp = &net.mlp;
+        let mlp = net.dense().ok_or_else(|| BackendError::HostOnly {
+            what: "a Hamiltonian graph network".into(),
+        })?;
+        let layout = (0..mlp.layers())
+            .map(|l| {
+                let (w, b) = mlp.offsets(l);
+                (w..b, b..b + mlp.sizes[l + 1])
+            })
+            .collect();
+        let act = mlp.act;
         let layers = 0..mlp.layers();
         let weights = layers
             .clone()
@@ -130,6 +143,8 @@ impl<D: Device<f32>> TapedHead<D> {
             device,
             weights,
             biases,
+            layout,
+            act,
             field,
         })
     }
@@ -186,26 +201,24 @@ impl<D: Device<f32>> TapedHead<D> {
     fn loss_and_grad(&mut self, batch: &Batch<'_>) -> Result<Objective, BackendError> {
         let (total, objective) = self.objective::<OwnedTape<f32, D>>(batch)?;
         let mut grads = total.try_backward().map_err(BackendError::device)?;
-        let mlp = &self.graph.net.mlp;
-        for (l, (w, b)) in self.weights.iter().zip(&self.biases).enumerate() {
-            let (at_w, at_b) = mlp.offsets(l);
+        let layers = self.weights.iter().zip(&self.biases).zip(&self.layout);
+        for ((w, b), (at_w, at_b)) in layers {
             // A parameter the loss does not reach (H's constant) has no gradient yet.
             grads.try_alloc_for(w).map_err(BackendError::device)?;
             grads.try_alloc_for(b).map_err(BackendError::device)?;
-            grads.get(w).copy_into(&mut self.grad[at_w..at_b]);
-            grads
-                .get(b)
-                .copy_into(&mut self.grad[at_b..at_b + mlp.sizes[l + 1]]);
+            grads.get(w).copy_into(&mut self.grad[at_w.clone()]);
+            grads.get(b).copy_into(&mut self.grad[at_b.clone()]);
         }
         Ok(objective)
     }
 
     /// Sends the master copy of the parameters to the device.
     fn upload(&mut self) {
-        let mlp = &self.graph.net.mlp;
-        for (l, (w, b)) in self.weights.iter_mut().zip(&mut self.biases).enumerate() {
-            w.copy_from(mlp.weight(l));
-            b.copy_from(mlp.bias(l));
+        let params = self.graph.net.parameters();
+        let layers = self.weights.iter_mut().zip(&mut self.biases);
+        for ((w, b), (at_w, at_b)) in layers.zip(&self.layout) {
+            w.copy_from(&params[at_w.clone()]);
+            b.copy_from(&params[at_b.clone()]);
         }
     }
 
@@ -295,7 +308,7 @@ impl<D: Device<f32>> TapedHead<D> {
         let mut slopes = Vec::with_capacity(top);
         let mut a = x;
         for l in 0..top {
-            let (value, slope) = value_and_slope(self.act(), self.affine(a, l)?)?;
+            let (value, slope) = value_and_slope(self.act, self.affine(a, l)?)?;
             slopes.push(slope);
             a = value;
         }
@@ -315,7 +328,7 @@ impl<D: Device<f32>> TapedHead<D> {
         let top = self.weights.len() - 1;
         let mut a = x;
         for l in 0..top {
-            a = activate(self.act(), self.affine(a, l)?)?;
+            a = activate(self.act, self.affine(a, l)?)?;
         }
         self.affine(a, top)
     }
@@ -328,10 +341,6 @@ impl<D: Device<f32>> TapedHead<D> {
             .try_broadcast_like::<_, Axis<0>>(&shape)?;
         a.try_matmul(self.weights[l].clone().try_permute::<_, Axes2<1, 0>>()?)?
             .try_add(bias)
-    }
-
-    fn act(&self) -> Activation {
-        self.graph.net.mlp.act
     }
 }
 
@@ -502,7 +511,7 @@ mod tests {
                 for (g, w) in terms(&got).zip(terms(&want)) {
                     assert!((g - w).abs() <= 1e-4 * w.abs(), "{what} loss: {g} vs {w}");
                 }
-                let mlp = &host.mlp;
+                let mlp = host.dense().unwrap();
                 for l in 0..mlp.layers() {
                     let (w, b) = mlp.offsets(l);
                     for range in [w..b, b..b + mlp.sizes[l + 1]] {

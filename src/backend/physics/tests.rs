@@ -37,7 +37,11 @@ pub(super) fn richardson(mut fd: impl FnMut(f64) -> f64, h: f64) -> f64 {
 }
 
 /// Derivative of a scalar function of the parameters, one per parameter.
-fn param_fd(net: &mut DynamicsNet, h: f32, f: impl Fn(&mut DynamicsNet) -> f64) -> Vec<f64> {
+pub(super) fn param_fd(
+    net: &mut DynamicsNet,
+    h: f32,
+    f: impl Fn(&mut DynamicsNet) -> f64,
+) -> Vec<f64> {
     let count = net.parameters().len();
     let net = std::cell::RefCell::new(net);
     (0..count)
@@ -58,7 +62,7 @@ fn param_fd(net: &mut DynamicsNet, h: f32, f: impl Fn(&mut DynamicsNet) -> f64) 
         .collect::<Vec<_>>()
 }
 
-fn loss(net: &mut DynamicsNet, x: &[f32], y: &[f32]) -> f64 {
+pub(super) fn loss(net: &mut DynamicsNet, x: &[f32], y: &[f32]) -> f64 {
     let mut g = vec![0.0; net.parameters().len()];
     net.loss_and_grad(x, y, &mut g).unwrap().total()
 }
