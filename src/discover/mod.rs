@@ -1,7 +1,10 @@
 //! Symmetry discovery: learning Lie-algebra generators from data, a stage
 //! after planning like training.
 //!
-//! [`discover`] runs the method a `learn(...)` model names on its data and
+//! [`discover`] runs the method a `learn(...)` model names on its data
+//! ([`fit_operator`] for pairs related by a linear action, [`fit_latent`]
+//! for pairs related by one that is linear only in learned coordinates,
+//! [`fit_invariance`] for a predictor the action leaves unchanged) and
 //! analyses what it found ([`Analysis`]: closure, the nearest built-in
 //! algebra). A [`Discovery`] writes itself out as a spec
 //! ([`Discovery::found_sym`]) that any other spec can `include` and enforce,
@@ -251,6 +254,7 @@ pub struct Report {
     pub truth: Option<Truth>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invariance: Option<InvarianceReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub latent: Option<LatentReport>,
 }
 
@@ -261,8 +265,9 @@ pub struct ReportLoss {
     /// `invariance`, the mean of the quadratic form q(Gᵢ); for `latent`, the
     /// prediction error ‖D(exp(Σ tᵢĜᵢ)E(x)) − x′‖²).
     pub train: f64,
-    /// The same on the validation data (for `operator`, with coefficients
-    /// fitted to the validation pairs; for `invariance`, q built on them).
+    /// The same on the validation data (for `operator` and `latent`, with
+    /// coefficients fitted to the validation pairs; for `invariance`, q built
+    /// on them).
     pub val: f64,
 }
 

@@ -128,6 +128,11 @@ impl UnitGenerators {
         }
     }
 
+    /// The unit generators Ĝᵢ.
+    pub(super) fn unit(&self) -> &[DMatrix<f64>] {
+        &self.unit
+    }
+
     /// A = Σᵢ tᵢ Ĝᵢ.
     pub(super) fn algebra(&self, t: &[f64]) -> DMatrix<f64> {
         let n = self.unit[0].nrows();
