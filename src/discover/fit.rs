@@ -5,6 +5,7 @@ use nalgebra::DMatrix;
 /// One point of a method's loss history.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LossPoint {
+    /// The step, from 1.
     pub step: usize,
     /// The method's loss on the training data.
     pub train: f64,

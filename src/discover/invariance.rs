@@ -76,6 +76,8 @@ pub const EXTENT_WEIGHT: f64 = 1e-2;
 /// The largest extent tried: π√2 turns a unit generator that rotates one
 /// plane (entries ±1/√2) by π, so t ∈ [−θ, θ] covers the whole circle.
 pub const MAX_EXTENT: f64 = std::f64::consts::PI * std::f64::consts::SQRT_2;
+/// Rows whose shifted copies go through the predictor in one call.
+const GRADIENT_ROWS: usize = 256;
 /// The extent grid has this many points on each side of t = 0.
 const EXTENT_POINTS: usize = 12;
 /// Held-out samples behind the finite checks and the extents.
@@ -119,8 +121,11 @@ pub struct InvarianceReport {
 /// over the found generators and over as many random unit generators.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FiniteCheck {
+    /// The group parameter of exp(tG).
     pub t: f64,
+    /// The change under the found generators.
     pub found: f64,
+    /// The change under random unit generators: what breaking f looks like.
     pub random: f64,
 }
 
@@ -132,6 +137,7 @@ pub struct Extents {
     pub weight: f64,
     /// The largest θ tried.
     pub max: f64,
+    /// θ for each found generator.
     pub found: Vec<f64>,
     /// The same for the random generators of the finite checks.
     pub random: Vec<f64>,
@@ -140,7 +146,9 @@ pub struct Extents {
 /// The result of [`fit_invariance`].
 #[derive(Debug, Clone)]
 pub struct Invariance {
+    /// The generators and the quadratic form as the method's loss.
     pub fit: Fit,
+    /// The spectrum, the finite checks and the extents.
     pub report: InvarianceReport,
 }
 
@@ -182,8 +190,18 @@ pub fn fit_invariance(
     let f = |x: &[f32], rows: usize| predictor.predict(x, rows);
 
     let step = STEP * rms(&splits.train.x);
+    if !(step > 0.0 && step.is_finite()) {
+        return Err(DiscoverError::Invalid(
+            "the inputs are all zero (or not finite): there is nothing to move".into(),
+        ));
+    }
     let gram = |t: &Table| -> Result<DMatrix<f64>, DiscoverError> {
         let gradients = input_gradients(f, &t.x, t.rows, step).map_err(train_error)?;
+        if gradients.iter().any(|g| !g.is_finite()) {
+            return Err(DiscoverError::Invalid(
+                "the trained predictor's gradient is not finite; lower the learning rate".into(),
+            ));
+        }
         Ok(lie_gram(&t.x, &gradients, t.rows, n))
     };
     let (m_train, m_val) = (gram(&splits.train)?, gram(&splits.val)?);
@@ -292,30 +310,39 @@ pub fn input_gradients<E>(
     h: f32,
 ) -> Result<Vec<f64>, E> {
     let width = x.len().checked_div(rows).unwrap_or(0);
-    // Every row shifted by ±h along every coordinate, in one batch.
-    let mut shifted = Vec::with_capacity(2 * width * x.len());
-    for row in x.chunks(width.max(1)) {
-        for j in 0..width {
-            for sign in [1.0, -1.0] {
-                let start = shifted.len();
-                shifted.extend_from_slice(row);
-                shifted[start + j] += sign * h;
+    let mut gradients = Vec::new();
+    // Every row shifted by ±h along every coordinate, a block of rows per
+    // call: one batch of all of them would hold 2·width copies of the data.
+    for block in x.chunks(width.max(1) * GRADIENT_ROWS) {
+        let block_rows = block.len() / width.max(1);
+        let mut shifted = Vec::with_capacity(2 * width * block.len());
+        for row in block.chunks(width.max(1)) {
+            for j in 0..width {
+                for sign in [1.0, -1.0] {
+                    let start = shifted.len();
+                    shifted.extend_from_slice(row);
+                    shifted[start + j] += sign * h;
+                }
             }
         }
-    }
-    let values = f(&shifted, 2 * width * rows)?;
-    let outputs = values.len().checked_div(2 * width * rows).unwrap_or(0);
-    let mut gradients = vec![0.0; rows * outputs * width];
-    for r in 0..rows {
-        for j in 0..width {
-            let at = (r * width + j) * 2 * outputs;
-            let (plus, minus) = (
-                &values[at..at + outputs],
-                &values[at + outputs..at + 2 * outputs],
-            );
-            for o in 0..outputs {
-                gradients[(r * outputs + o) * width + j] =
-                    (f64::from(plus[o]) - f64::from(minus[o])) / (2.0 * f64::from(h));
+        let values = f(&shifted, 2 * width * block_rows)?;
+        let outputs = values
+            .len()
+            .checked_div(2 * width * block_rows)
+            .unwrap_or(0);
+        let first = gradients.len();
+        gradients.resize(first + block_rows * outputs * width, 0.0);
+        for r in 0..block_rows {
+            for j in 0..width {
+                let at = (r * width + j) * 2 * outputs;
+                let (plus, minus) = (
+                    &values[at..at + outputs],
+                    &values[at + outputs..at + 2 * outputs],
+                );
+                for o in 0..outputs {
+                    gradients[first + (r * outputs + o) * width + j] =
+                        (f64::from(plus[o]) - f64::from(minus[o])) / (2.0 * f64::from(h));
+                }
             }
         }
     }

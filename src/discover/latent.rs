@@ -76,9 +76,13 @@ pub struct LatentConfig {
 /// The terms of the objective, each a mean over the pairs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct LatentTerms {
+    /// ‖D(E(x)) − x‖² + ‖D(E(x′)) − x′‖².
     pub reconstruction: f64,
+    /// ‖exp(Σ tᵢĜᵢ)E(x) − E(x′)‖².
     pub transport: f64,
+    /// ‖D(exp(Σ tᵢĜᵢ)E(x)) − x′‖².
     pub prediction: f64,
+    /// ‖S − I‖²_F for the codes' second moment S: keeps the codes from collapsing.
     pub whitening: f64,
 }
 
@@ -116,7 +120,11 @@ impl Spectrum {
         let norm = |part: usize| eigenvalues.iter().map(|l| l[part] * l[part]).sum::<f64>();
         Spectrum {
             trace_ratio: g.trace().abs() / g.norm().max(f64::MIN_POSITIVE),
-            real_to_imaginary: (norm(0) / norm(1)).sqrt(),
+            real_to_imaginary: match (norm(0), norm(1)) {
+                (re, _) if re == 0.0 => 0.0,
+                (_, im) if im == 0.0 => f64::INFINITY,
+                (re, im) => (re / im).sqrt(),
+            },
             eigenvalues,
         }
     }
@@ -149,7 +157,9 @@ pub struct LatentSummary {
 /// A latent fit: the generators and their history, and the summary.
 #[derive(Debug, Clone)]
 pub struct LatentFit {
+    /// The generators and the prediction error as the method's loss.
     pub fit: Fit,
+    /// The terms, baselines and spectra of the last step.
     pub summary: LatentSummary,
 }
 

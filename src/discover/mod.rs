@@ -66,8 +66,6 @@ pub const EXPORT_TOLERANCE: f64 = 5e-3;
 pub enum DiscoverError {
     #[error("model `{0}` learns no symmetry; `symc discover` needs a `learn(...)` model")]
     NotDiscovery(String),
-    #[error("the `{0}` method is not implemented yet; use `operator` or `invariance`")]
-    Unsupported(&'static str),
     #[error("{0}")]
     Invalid(String),
     #[error("the fit diverged at step {step}; lower the learning rate")]
@@ -105,6 +103,7 @@ pub struct Discovery {
     pub export: String,
     /// The method that found the generators, as the spec names it.
     pub method: &'static str,
+    /// The generators and the method's loss history.
     pub fit: Fit,
     pub analysis: Analysis,
     /// The comparison with the true generators, for built-in pair data.

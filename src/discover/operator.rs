@@ -187,11 +187,13 @@ pub(super) fn check_pairs(
     n: usize,
 ) -> Result<(), DiscoverError> {
     let size = train.x_dim;
-    if train.y_dim != size || val.x_dim != size || val.y_dim != size {
-        return Err(DiscoverError::Invalid(format!(
-            "pairs (x, x′) must have equal sizes, found {} and {}",
-            train.x_dim, train.y_dim
-        )));
+    for (name, table) in [("training", train), ("validation", val)] {
+        if table.x_dim != size || table.y_dim != size {
+            return Err(DiscoverError::Invalid(format!(
+                "{name} pairs (x, x′) must have sizes {size} and {size}, found {} and {}",
+                table.x_dim, table.y_dim
+            )));
+        }
     }
     if train.rows == 0 {
         return Err(DiscoverError::Invalid("there are no training pairs".into()));

@@ -1489,10 +1489,14 @@ impl Checker<'_> {
                     |key: &str, default: f64| params.get(key).map_or(default, |&v| v) as usize;
                 let points = match b.per_point {
                     true => count("points", 1.0).max(1),
-                    false if b.per_body => count("bodies", 3.0) * count("dims", 2.0),
+                    false if b.per_body => count("bodies", 3.0).saturating_mul(count("dims", 2.0)),
                     false => 1,
                 };
-                let (b_in, b_out) = (b.inputs * points, b.outputs * points);
+                // Saturating: a huge count then fails the size check instead of overflowing.
+                let (b_in, b_out) = (
+                    b.inputs.saturating_mul(points),
+                    b.outputs.saturating_mul(points),
+                );
                 if !inputs.is_empty() && n_in != b_in {
                     self.dim_vs_data(
                         inputs,

@@ -90,11 +90,13 @@ pub fn measure_equivariance(
         } else if let Some(layout) = bodies.as_ref().filter(|_| plan.strategy == Strategy::Graph) {
             // The clause's text is how the spec wrote it: `translation(on …)`
             // or `permutation(on …)`, the two symmetries a graph honours.
-            if plan.symmetry.starts_with("translation") {
+            if plan.symmetry.starts_with("translation(") {
                 let spread = layout.position_spread(&x);
                 Box::new(move |rng: &mut StdRng| Ok(layout.translation(spread, rng)))
-            } else {
+            } else if plan.symmetry.starts_with("permutation(") {
                 Box::new(move |rng: &mut StdRng| Ok(layout.permutation(rng)))
+            } else {
+                continue;
             }
         } else {
             continue;
@@ -153,7 +155,7 @@ impl BodyLayout {
                 dims,
                 features,
                 ..
-            } => {
+            } if out_dim % bodies == 0 => {
                 let k = out_dim / bodies;
                 Some(BodyLayout {
                     bodies: *bodies,
