@@ -235,3 +235,33 @@ fn discover_writes_a_group_that_compiles() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn discover_prints_what_the_latent_method_measured() {
+    let dir = std::env::temp_dir().join(format!("symc-latent-{}", std::process::id()));
+    let run = symc(&[
+        "discover",
+        "specs/oscillator_latent.sym",
+        "--out",
+        dir.to_str().unwrap(),
+        "--steps",
+        "20",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("mean latent flow: eigenvalues"))
+        .unwrap_or_else(|| panic!("no latent summary in:\n{}", run.stdout));
+    // The 2-dimensional code has two complex eigenvalues, then the held-out errors.
+    let eigenvalues = line
+        .trim_start_matches("mean latent flow: eigenvalues ")
+        .split(';')
+        .next()
+        .unwrap();
+    let values: Vec<&str> = eigenvalues.split(", ").collect();
+    assert_eq!(values.len(), 2, "{line}");
+    assert!(values.iter().all(|v| v.ends_with('i')), "{line}");
+    assert!(line.contains("predicting no change"), "{line}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

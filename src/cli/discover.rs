@@ -91,6 +91,40 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
             angles.join(", ")
         );
     }
+    if let Some(inv) = &report.invariance {
+        let k = found.analysis.generators.len();
+        let kept: Vec<String> = inv.eigenvalues[..k.min(inv.eigenvalues.len())]
+            .iter()
+            .map(|l| format!("{l:.2e}"))
+            .collect();
+        println!(
+            "predictor: test MSE {:.3e} ({:.3} of the targets' variance)",
+            inv.predictor_mse, inv.predictor_relative_mse
+        );
+        println!(
+            "Lie-derivative spectrum: kept {}; next {}; gap {:.1}",
+            kept.join(", "),
+            inv.eigenvalues
+                .get(k)
+                .map_or("none".into(), |l| format!("{l:.2e}")),
+            inv.gap
+        );
+    }
+    if let Some(latent) = &report.latent {
+        let eigen: Vec<String> = latent
+            .summary
+            .mean_flow
+            .eigenvalues
+            .iter()
+            .map(|[re, im]| format!("{re:.3}{im:+.3}i"))
+            .collect();
+        println!(
+            "mean latent flow: eigenvalues {}; held-out error {:.3e} with the mean coefficients, {:.3e} predicting no change",
+            eigen.join(", "),
+            latent.summary.shared_prediction,
+            latent.summary.baseline
+        );
+    }
     for path in written {
         println!("wrote {}", path.display());
     }
