@@ -10,6 +10,7 @@
 #
 # Usage: scripts/reproduce-emlp.sh
 #   TASKS="o5 inertia lorentz"  MODELS="mlp emlp"  SEEDS="0 1 2"  OUT=runs/reproduce-emlp
+#   SYMC=path/to/symc (a fixed binary, e.g. a copy, so that rebuilding meanwhile does not change it)
 # Finished runs (a folder with report.yaml and check.txt) are kept and not rerun,
 # so the script can be stopped and resumed.
 set -euo pipefail
@@ -20,8 +21,10 @@ MODELS=${MODELS:-"mlp emlp"}
 SEEDS=${SEEDS:-"0 1 2"}
 OUT=${OUT:-runs/reproduce-emlp}
 
-cargo build --release --quiet
-symc=target/release/symc
+if [[ -z ${SYMC:-} ]]; then
+  cargo build --release --quiet
+fi
+symc=${SYMC:-target/release/symc}
 
 # EMLP's published mean test MSE (N = 1000), by task and model.
 reference() {

@@ -11,7 +11,8 @@
 //! step, the same count as autograd's double backward, but no graph.
 
 use super::linalg::{matmul, T};
-use super::mlp::{resize, Cache, Mlp, Scratch};
+use super::mlp::{resize, Cache, Mlp, Scratch, PAR_ROWS};
+use rayon::prelude::*;
 use super::Objective;
 
 /// Buffers reused across steps.
@@ -58,15 +59,14 @@ pub(crate) fn input_gradient<P: AsRef<[f32]>>(
     work.e.resize_with(hidden - 1, Vec::new);
     let w = mlp.weight(hidden);
     let top = resize(&mut work.g[hidden - 1], rows * w.len());
-    for (g, s) in top
-        .chunks_exact_mut(w.len())
-        .zip(cache.s[hidden - 1].chunks_exact(w.len()))
-    {
-        g.iter_mut()
-            .zip(s)
-            .zip(w)
-            .for_each(|((g, s), w)| *g = w * s);
-    }
+    top.par_chunks_mut(w.len())
+        .zip(cache.s[hidden - 1].par_chunks(w.len()))
+        .for_each(|(g, s)| {
+            g.iter_mut()
+                .zip(s)
+                .zip(w)
+                .for_each(|((g, s), w)| *g = w * s)
+        });
     for j in (0..hidden - 1).rev() {
         let (inp, out) = (mlp.sizes[j + 1], mlp.sizes[j + 2]);
         let e = resize(&mut work.e[j], rows * inp);
@@ -80,10 +80,16 @@ pub(crate) fn input_gradient<P: AsRef<[f32]>>(
             false,
         );
         let g = resize(&mut work.g[j], rows * inp);
-        g.iter_mut()
-            .zip(&*e)
-            .zip(&cache.s[j])
-            .for_each(|((g, e), s)| *g = e * s);
+        let chunk = PAR_ROWS * inp;
+        g.par_chunks_mut(chunk)
+            .zip(e.par_chunks(chunk))
+            .zip(cache.s[j].par_chunks(chunk))
+            .for_each(|((g, e), s)| {
+                g.iter_mut()
+                    .zip(e)
+                    .zip(s)
+                    .for_each(|((g, e), s)| *g = e * s)
+            });
     }
     let (d, h) = (mlp.sizes[0], mlp.sizes[1]);
     let gx = resize(&mut work.gx, rows * d);
@@ -259,11 +265,17 @@ pub(crate) fn backward<P: AsRef<[f32]>>(
         let (s, t) = (&cache.s[j], &cache.t[j]);
         // gⱼ = eⱼ ⊙ sⱼ: split dgⱼ into deⱼ (in place) and the part through sⱼ.
         if j + 1 < hidden {
-            let e = &work.e[j];
-            for i in 0..rows * width {
-                dz2[i] = work.dg[i] * e[i] * t[i];
-                work.dg[i] *= s[i];
-            }
+            let chunk = PAR_ROWS * width;
+            (dz2.par_chunks_mut(chunk))
+                .zip(work.dg.par_chunks_mut(chunk))
+                .zip(work.e[j].par_chunks(chunk))
+                .zip(s.par_chunks(chunk).zip(t.par_chunks(chunk)))
+                .for_each(|(((dz2, dg), e), (s, t))| {
+                    for i in 0..dz2.len() {
+                        dz2[i] = dg[i] * e[i] * t[i];
+                        dg[i] *= s[i];
+                    }
+                });
             let out = mlp.sizes[j + 2];
             let (wj, _) = mlp.offsets(j + 1);
             matmul(

@@ -254,15 +254,17 @@ impl<P: AsRef<[f32]>> Mlp<P> {
             let da = resize(&mut scratch.da, rows * inp);
             matmul(da, dz, T::N, self.weight(l), T::N, (rows, inp, out), false);
             let s = &cache.s[l - 1];
+            let chunk = PAR_ROWS * inp;
             match extra {
-                Some(extra) => {
-                    let e = &extra[l - 1];
-                    da.iter_mut()
-                        .zip(s)
-                        .zip(e)
-                        .for_each(|((d, s), e)| *d = *d * s + e);
-                }
-                None => da.iter_mut().zip(s).for_each(|(d, s)| *d *= s),
+                Some(extra) => (da.par_chunks_mut(chunk))
+                    .zip(s.par_chunks(chunk))
+                    .zip(extra[l - 1].par_chunks(chunk))
+                    .for_each(|((da, s), e)| {
+                        (da.iter_mut().zip(s).zip(e)).for_each(|((d, s), e)| *d = *d * s + e)
+                    }),
+                None => (da.par_chunks_mut(chunk))
+                    .zip(s.par_chunks(chunk))
+                    .for_each(|(da, s)| da.iter_mut().zip(s).for_each(|(d, s)| *d *= s)),
             }
             std::mem::swap(&mut scratch.dz, &mut scratch.da);
         }
