@@ -58,6 +58,7 @@ fn graph(conv: Op, pooled: usize, params: usize) -> ModelGraph {
             weight_decay: 0.0,
             seed: 0,
             schedule: "constant".into(),
+            clip: None,
         },
         parameters: params + head,
     }

@@ -33,6 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 weight_decay: 0.0,
                 seed: 0,
                 schedule: "constant".into(),
+                clip: None,
             }),
     );
     println!("# the spec the builder wrote\n{}", spec.source());

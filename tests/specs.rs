@@ -192,6 +192,7 @@ fn train(steps: usize, lr: f64, batch: Option<usize>) -> TrainConfig {
         weight_decay: 0.0,
         seed: 0,
         schedule: "constant".into(),
+        clip: None,
     }
 }
 
@@ -333,4 +334,49 @@ fn printed_representations_parse_back_to_themselves() {
         let text = rep.to_string();
         assert_eq!(symc::lang::parse_rep_expr(&text).unwrap(), rep, "{text}");
     }
+}
+
+#[test]
+fn gradient_clipping_is_read_printed_back_and_checked() {
+    let spec = |clip: &str| {
+        format!(
+            "model m {{\n  data builtin.mass_spring(trajectories = 4)\n  state q: R^1, p: R^1\n  \
+             symmetry time => hamiltonian\n  net mlp(hidden = [8])\n  train (steps = 3{clip})\n}}\n"
+        )
+    };
+    let base = Path::new(".");
+    let graphs = symc::compile(&spec(", clip = 2.5"), "clip.sym", base)
+        .unwrap()
+        .graphs;
+    assert_eq!(graphs[0].train.clip, Some(2.5));
+    assert_eq!(
+        symc::compile(&spec(""), "clip.sym", base).unwrap().graphs[0]
+            .train
+            .clip,
+        None
+    );
+    // The builder writes the setting so that its text compiles to the same graph.
+    let built = SpecBuilder::new().model(
+        ModelBuilder::new("m")
+            .data(builtin("mass_spring", &[("trajectories", 4.0)]))
+            .state("q", PortType::Real(1))
+            .state("p", PortType::Real(1))
+            .symmetry(SymmetryKind::Time, Some(Strategy::Hamiltonian))
+            .net(Net::Mlp {
+                hidden: vec![8],
+                act: Activation::Tanh,
+            })
+            .train(TrainConfig {
+                clip: Some(2.5),
+                ..train(3, 1e-3, None)
+            }),
+    );
+    assert!(built.source().contains("clip = 2.5"), "{}", built.source());
+    assert_eq!(built.compile(base).unwrap().graphs[0].train.clip, Some(2.5));
+    let errors = symc::compile(&spec(", clip = 0"), "clip.sym", base).unwrap_err();
+    assert!(
+        errors.render(false).contains("clip"),
+        "{}",
+        errors.render(false)
+    );
 }

@@ -3,6 +3,12 @@
 //! `θ ← θ·(1 − lr·λ)`, then takes the bias-corrected Adam step
 //! `θ ← θ − lr·m̂/(√v̂ + ε)`. The decay does not pass through the moment
 //! estimates, so it is the same for every parameter whatever its gradient scale.
+//!
+//! With a clip norm c, a step whose whole gradient has norm ‖g‖ > c uses
+//! g·c/‖g‖ instead. Adam's step is scale-free, so clipping matters for what
+//! one outlier gradient leaves in the second moment: unclipped, a single
+//! spike (a Lagrangian network near a singular mass matrix gives them)
+//! inflates v for thousands of steps and every later step all but stops.
 
 /// Optimiser state for a list of parameter buffers.
 #[derive(Debug, Clone)]
@@ -11,18 +17,28 @@ pub(crate) struct AdamW {
     beta2: f32,
     eps: f32,
     weight_decay: f32,
+    clip: Option<f64>,
+    /// The factor this step's gradients are multiplied by (clipping).
+    scale: f32,
     step: i32,
     moments: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
 impl AdamW {
-    /// State for parameters of the given lengths, with the usual β = (0.9, 0.999), ε = 1e-8.
-    pub(crate) fn new(lengths: impl IntoIterator<Item = usize>, weight_decay: f64) -> Self {
+    /// State for parameters of the given lengths, with the usual β = (0.9, 0.999), ε = 1e-8,
+    /// clipping the gradient's norm to `clip` when given.
+    pub(crate) fn new(
+        lengths: impl IntoIterator<Item = usize>,
+        weight_decay: f64,
+        clip: Option<f64>,
+    ) -> Self {
         AdamW {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: weight_decay as f32,
+            clip,
+            scale: 1.0,
             step: 0,
             moments: lengths
                 .into_iter()
@@ -31,9 +47,16 @@ impl AdamW {
         }
     }
 
-    /// Starts a step: advances the step counter used for bias correction.
-    pub(crate) fn begin_step(&mut self) {
+    /// Starts a step whose gradient buffers have `squared_norm` as the sum of
+    /// their squared entries (see [`squared_norm`]): advances the step counter
+    /// used for bias correction and sets the clipping factor.
+    pub(crate) fn begin_step(&mut self, squared_norm: f64) {
         self.step = self.step.saturating_add(1);
+        let norm = squared_norm.sqrt();
+        self.scale = match self.clip {
+            Some(c) if norm > c => (c / norm) as f32,
+            _ => 1.0,
+        };
     }
 
     /// Updates parameter `index` in place from its gradient, with learning rate `lr`.
@@ -46,17 +69,24 @@ impl AdamW {
         let step_size = lr / correction1;
         let inv_sqrt_c2 = 1.0 / correction2.sqrt();
         let (m, v) = &mut self.moments[index];
+        let scale = self.scale;
         for (((t, g), m), v) in theta
             .iter_mut()
             .zip(grad)
             .zip(m.iter_mut())
             .zip(v.iter_mut())
         {
+            let g = g * scale;
             *m = b1 * *m + (1.0 - b1) * g;
             *v = b2 * *v + (1.0 - b2) * g * g;
             *t = *t * shrink - step_size * *m / (v.sqrt() * inv_sqrt_c2 + eps);
         }
     }
+}
+
+/// The sum of the squared entries of a gradient buffer, in f64.
+pub(crate) fn squared_norm(g: &[f32]) -> f64 {
+    g.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
 }
 
 #[cfg(test)]
@@ -66,9 +96,9 @@ mod tests {
     #[test]
     fn first_step_moves_each_weight_by_lr_against_its_gradient_sign() {
         // After one step m̂ = g and v̂ = g², so the step is lr·g/(|g| + ε) ≈ lr·sign(g).
-        let mut adam = AdamW::new([3], 0.0);
+        let mut adam = AdamW::new([3], 0.0, None);
         let mut theta = vec![1.0, -2.0, 0.5];
-        adam.begin_step();
+        adam.begin_step(0.0);
         adam.update(0, &mut theta, &[0.3, -4.0, 1e3], 0.01);
         let expected = [0.99, -1.99, 0.49];
         for (t, e) in theta.iter().zip(expected) {
@@ -79,22 +109,50 @@ mod tests {
     #[test]
     fn decay_is_decoupled_from_the_gradient() {
         // With a zero gradient the Adam step vanishes and only θ·(1 − lr·λ) remains.
-        let mut adam = AdamW::new([2], 0.1);
+        let mut adam = AdamW::new([2], 0.1, None);
         let mut theta = vec![2.0, -1.0];
-        adam.begin_step();
+        adam.begin_step(0.0);
         adam.update(0, &mut theta, &[0.0, 0.0], 0.5);
         assert_eq!(theta, vec![2.0 * 0.95, -0.95]);
+    }
+
+    #[test]
+    fn a_clipped_spike_leaves_the_second_moment_small() {
+        // Step 1 sees a spike of norm 5·10⁴; clipped to norm 1 it leaves v ≈ 0.001·0.64
+        // instead of 0.001·(4·10⁴)², so step 2's ordinary gradient still moves θ by ≈ lr.
+        let mut clipped = AdamW::new([2], 0.0, Some(1.0));
+        let mut plain = AdamW::new([2], 0.0, None);
+        let (mut a, mut b) = (vec![0.0f32; 2], vec![0.0f32; 2]);
+        let spike = [3e4f32, 4e4];
+        for (adam, theta) in [(&mut clipped, &mut a), (&mut plain, &mut b)] {
+            adam.begin_step(squared_norm(&spike));
+            adam.update(0, theta, &spike, 0.01);
+        }
+        assert_eq!(clipped.moments[0].1[1], 0.001 * 0.8 * 0.8);
+        let small = [0.0f32, -0.5];
+        let before = (a[1], b[1]);
+        for (adam, theta) in [(&mut clipped, &mut a), (&mut plain, &mut b)] {
+            adam.begin_step(squared_norm(&small));
+            adam.update(0, theta, &small, 0.01);
+        }
+        // Under the norm the gradient is used as it is.
+        assert_eq!(clipped.scale, 1.0);
+        let (moved_clipped, moved_plain) = ((a[1] - before.0).abs(), (b[1] - before.1).abs());
+        assert!(
+            moved_clipped > 20.0 * moved_plain,
+            "{moved_clipped} vs {moved_plain}"
+        );
     }
 
     #[test]
     fn matches_the_recurrence_over_several_steps() {
         let grads = [0.5f64, -0.2, 0.9, 0.1];
         let (lr, wd) = (0.05, 0.01);
-        let mut adam = AdamW::new([1], wd);
+        let mut adam = AdamW::new([1], wd, None);
         let mut theta = [0.7f32];
         let (mut t64, mut m, mut v) = (0.7f64, 0.0f64, 0.0f64);
         for (k, g) in grads.iter().enumerate() {
-            adam.begin_step();
+            adam.begin_step(0.0);
             adam.update(0, &mut theta, &[*g as f32], lr);
             m = 0.9 * m + 0.1 * g;
             v = 0.999 * v + 0.001 * g * g;

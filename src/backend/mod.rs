@@ -44,7 +44,7 @@
 //!     output: 1,
 //!     losses: vec![LossTerm { kind: LossKind::Mse, weight: 1.0 }],
 //! #   data: DataConfig::Builtin { name: "none".into(), params: BTreeMap::new() },
-//! #   train: TrainConfig { steps: 1, lr: 0.1, batch: None, weight_decay: 0.0, seed: 0, schedule: "constant".into() },
+//! #   train: TrainConfig { steps: 1, lr: 0.1, batch: None, weight_decay: 0.0, seed: 0, schedule: "constant".into(), clip: None },
 //!     // ... data and train settings ...
 //!     parameters: 2,
 //! };
@@ -70,7 +70,7 @@ mod params;
 pub mod physics;
 mod regularizers;
 
-pub(crate) use adam::AdamW;
+pub(crate) use adam::{squared_norm, AdamW};
 pub use device::DeviceKind;
 pub use error::BackendError;
 /// The dense network of the physics heads, for methods outside the backend
@@ -201,7 +201,7 @@ impl Model {
     /// #     output: 1,
     /// #     losses: vec![LossTerm { kind: LossKind::Mse, weight: 1.0 }],
     /// #     data: DataConfig::Builtin { name: "none".into(), params: BTreeMap::new() },
-    /// #     train: TrainConfig { steps: 1, lr: 0.1, batch: None, weight_decay: 0.0, seed: 0, schedule: "constant".into() },
+    /// #     train: TrainConfig { steps: 1, lr: 0.1, batch: None, weight_decay: 0.0, seed: 0, schedule: "constant".into(), clip: None },
     /// #     parameters: 2,
     /// # };
     /// let model = Model::new_on(&graph, 0, DeviceKind::Cpu)?;
@@ -228,7 +228,7 @@ impl Model {
             },
             DeviceKind::Cuda(ordinal) => cuda_net(graph, seed, ordinal)?,
         };
-        let adam = on_net!(&net, net => AdamW::new(net.tensor_lengths(), graph.train.weight_decay));
+        let adam = on_net!(&net, net => AdamW::new(net.tensor_lengths(), graph.train.weight_decay, graph.train.clip));
         Ok(Model { net, adam, device })
     }
 
@@ -387,7 +387,7 @@ impl<D: KernelDevice> Layered<D> {
             }
             gradients.push(g);
         }
-        adam.begin_step();
+        adam.begin_step(gradients.iter().map(|g| squared_norm(g)).sum());
         for (i, (p, g)) in self.net.params_mut().zip(&gradients).enumerate() {
             let mut theta = p.values();
             adam.update(i, &mut theta, g, lr);

@@ -47,6 +47,7 @@ fn graph(
             weight_decay,
             seed: 0,
             schedule: "constant".into(),
+            clip: None,
         },
         parameters,
     }

@@ -201,8 +201,9 @@ impl ModelBuilder {
             .batch
             .map(|b| format!(", batch = {b}"))
             .unwrap_or_default();
+        let clip = t.clip.map(|c| format!(", clip = {c}")).unwrap_or_default();
         self.line(format!(
-            "train(steps = {}, lr = {:e}{batch}, weight_decay = {}, seed = {}, schedule = {})",
+            "train(steps = {}, lr = {:e}{batch}, weight_decay = {}, seed = {}, schedule = {}{clip})",
             t.steps, t.lr, t.weight_decay, t.seed, t.schedule
         ))
     }

@@ -1672,7 +1672,15 @@ impl Checker<'_> {
     fn train(&mut self, args: &[Arg]) -> TrainConfig {
         let map = self.args(
             args,
-            &["steps", "lr", "batch", "weight_decay", "seed", "schedule"],
+            &[
+                "steps",
+                "lr",
+                "batch",
+                "weight_decay",
+                "seed",
+                "schedule",
+                "clip",
+            ],
         );
         let defaults = TrainConfig {
             steps: 2000,
@@ -1681,6 +1689,7 @@ impl Checker<'_> {
             weight_decay: 0.0,
             seed: 0,
             schedule: "constant".into(),
+            clip: None,
         };
         let mut t = defaults;
         if let Some(v) = map.get("steps").and_then(|v| self.integer(v, "steps", 1)) {
@@ -1706,6 +1715,9 @@ impl Checker<'_> {
             .and_then(|v| self.word(v, "schedule", &["constant", "cosine"]))
         {
             t.schedule = v.into();
+        }
+        if let Some(v) = map.get("clip") {
+            t.clip = self.positive_float(v, "clip");
         }
         t
     }

@@ -423,6 +423,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Learning-rate schedule: `constant` or `cosine`.
     pub schedule: String,
+    /// Largest norm of the whole gradient per step; `None` means no clipping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<f64>,
 }
 
 /// Representations serialise as their spec-language text, which reads better in

@@ -273,6 +273,7 @@ mod tests {
                 weight_decay: 0.0,
                 seed: 0,
                 schedule: "constant".into(),
+                clip: None,
             },
             parameters: 8,
         }

@@ -102,6 +102,7 @@ pub(crate) fn tiny_graph() -> ModelGraph {
             weight_decay: 0.0,
             seed: 0,
             schedule: "constant".into(),
+            clip: None,
         },
         parameters: 65,
     }

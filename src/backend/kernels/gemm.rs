@@ -195,7 +195,10 @@ pub fn matmul(a: MatRef<'_>, b: MatRef<'_>, out: MatMut<'_>, accumulate: bool) {
     let (along, align) = (if by_rows { m } else { n }, TILE_ALIGN);
     let step = along.div_ceil(tiles).div_ceil(align) * align;
     let out_ptr = SendPtr(out.data.as_mut_ptr());
-    let (a_ptr, b_ptr) = (SendPtr(a.data.as_ptr() as *mut f32), SendPtr(b.data.as_ptr() as *mut f32));
+    let (a_ptr, b_ptr) = (
+        SendPtr(a.data.as_ptr() as *mut f32),
+        SendPtr(b.data.as_ptr() as *mut f32),
+    );
     let c_rs = out.row_stride as isize;
     let tile = |start: usize| {
         let len = step.min(along - start);
@@ -231,7 +234,11 @@ pub fn matmul(a: MatRef<'_>, b: MatRef<'_>, out: MatMut<'_>, accumulate: bool) {
     if tiles == 1 {
         tile(0);
     } else {
-        (0..along).step_by(step).collect::<Vec<_>>().into_par_iter().for_each(tile);
+        (0..along)
+            .step_by(step)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .for_each(tile);
     }
 }
 
@@ -249,7 +256,10 @@ fn tile_count(m: usize, k: usize, n: usize) -> usize {
         return 1;
     }
     let blocks = m.max(n).div_ceil(TILE_ALIGN);
-    rayon::current_num_threads().min(work / PARALLEL_WORK).min(blocks).max(1)
+    rayon::current_num_threads()
+        .min(work / PARALLEL_WORK)
+        .min(blocks)
+        .max(1)
 }
 
 /// A raw pointer that rayon's closures may carry: the tiles it reaches are disjoint.
@@ -440,11 +450,18 @@ mod tests {
             let want = naive(&a, &b, m, k, n);
             let start = ramp(m * n, 0.1);
             for ((x, w), s) in one.iter().zip(&want).zip(&start) {
-                assert!((x - s - 2.0 * w).abs() < 1e-3 * (1.0 + w.abs()), "{x} vs {}", s + 2.0 * w);
+                assert!(
+                    (x - s - 2.0 * w).abs() < 1e-3 * (1.0 + w.abs()),
+                    "{x} vs {}",
+                    s + 2.0 * w
+                );
             }
             for threads in [2, 3] {
                 let many = product(threads);
-                assert!(one.iter().zip(&many).all(|(x, y)| x.to_bits() == y.to_bits()));
+                assert!(one
+                    .iter()
+                    .zip(&many)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()));
             }
         }
     }

@@ -8,7 +8,7 @@
 //! on the host copy of the parameters.
 
 use super::{Bracket, DynamicsNet, Init, Objective};
-use crate::backend::adam::AdamW;
+use crate::backend::adam::{squared_norm, AdamW};
 use crate::backend::{BackendError, Batch, LossBreakdown, NamedTensor};
 use crate::group::matrix_from_rows;
 use crate::plan::{LossKind, ModelGraph, Op};
@@ -205,7 +205,7 @@ impl HeadGraph {
         }
         let scale = self.mse_weight as f32;
         grad.iter_mut().for_each(|g| *g *= scale);
-        adam.begin_step();
+        adam.begin_step(squared_norm(grad));
         let params = self.net.parameters_mut();
         for (i, (.., range)) in tensors.into_iter().enumerate() {
             adam.update(i, &mut params[range.clone()], &grad[range], lr);
@@ -427,6 +427,7 @@ mod tests {
                 weight_decay: 0.0,
                 seed: 0,
                 schedule: "constant".into(),
+                clip: None,
             },
             parameters: params,
         }

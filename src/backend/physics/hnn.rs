@@ -12,8 +12,8 @@
 
 use super::linalg::{matmul, T};
 use super::mlp::{resize, Cache, Mlp, Scratch, PAR_ROWS};
-use rayon::prelude::*;
 use super::Objective;
+use rayon::prelude::*;
 
 /// Buffers reused across steps.
 #[derive(Debug, Default)]

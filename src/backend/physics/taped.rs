@@ -605,7 +605,7 @@ mod tests {
             .unwrap();
         assert_eq!(taped.named_parameters(), model.named_parameters());
         assert_eq!(taped.parameter_count(), model.parameter_count());
-        let mut adam = AdamW::new(taped.tensor_lengths(), graph.train.weight_decay);
+        let mut adam = AdamW::new(taped.tensor_lengths(), graph.train.weight_decay, None);
         let (x, y) = (values(2 * 8, 8), values(2 * 8, 9));
         let batch = Batch {
             x: &x,

@@ -93,6 +93,7 @@ fn graph(
             weight_decay: 0.0,
             seed: 0,
             schedule: "constant".into(),
+            clip: None,
         },
     }
 }

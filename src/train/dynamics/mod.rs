@@ -20,7 +20,7 @@
 
 use super::{Predictor, TrainError};
 use crate::backend::physics::{DynamicsNet, Objective, PhysicsError};
-use crate::backend::AdamW;
+use crate::backend::{squared_norm, AdamW};
 use crate::data::systems::{leapfrog, rk4, Dataset, System};
 use crate::data::trajectories;
 use crate::plan::{DataConfig, ModelGraph, Task};
@@ -124,13 +124,13 @@ pub fn fit(
     steps: usize,
     lr: f64,
 ) -> Result<Objective, PhysicsError> {
-    let mut adam = AdamW::new([net.parameters().len()], 0.0);
+    let mut adam = AdamW::new([net.parameters().len()], 0.0, None);
     let mut grad = vec![0.0; net.parameters().len()];
     let mut objective = net.objective(x, y)?;
     for _ in 0..steps {
         grad.fill(0.0);
         objective = net.loss_and_grad(x, y, &mut grad)?;
-        adam.begin_step();
+        adam.begin_step(squared_norm(&grad));
         adam.update(0, net.parameters_mut(), &grad, lr);
     }
     Ok(objective)
