@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use symc::group::Rep;
 use symc::lang::{ModelBuilder, Net, PortType, Severity, SpecBuilder, SymmetryKind};
-use symc::plan::{Activation, DataConfig, Strategy, TrainConfig};
+use symc::plan::{Activation, DataConfig, HeadInit, Strategy, TrainConfig};
 
 /// `path` relative to the crate root, so snapshots do not depend on the checkout.
 fn relative(path: &Path) -> PathBuf {
@@ -379,4 +379,50 @@ fn gradient_clipping_is_read_printed_back_and_checked() {
         "{}",
         errors.render(false)
     );
+}
+
+#[test]
+fn a_lagrangian_takes_damping_and_its_start() {
+    let spec = |args: &str| {
+        format!(
+            "model m {{\n  data builtin.double_pendulum(trajectories = 4)\n  state q: R^2, qdot: R^2\n  \
+             symmetry time => lagrangian{args}\n  net mlp(hidden = [8], act = softplus)\n}}\n"
+        )
+    };
+    let base = Path::new(".");
+    let op = |args: &str| {
+        let graphs = symc::compile(&spec(args), "l.sym", base)
+            .unwrap_or_else(|d| panic!("{d}"))
+            .graphs;
+        graphs[0].nodes[1].op.clone()
+    };
+    let damped = op("(damping = 0.5, init = uniform)");
+    assert!(
+        matches!(damped, symc::plan::Op::Lagrangian { damping, init: HeadInit::Uniform, .. } if damping == 0.5),
+        "{damped:?}"
+    );
+    assert!(matches!(
+        op(""),
+        symc::plan::Op::Lagrangian { damping, init: HeadInit::Lnn, .. } if damping == 0.0
+    ));
+    // The clause prints back as written, and defaults print as the bare word.
+    let strategy = Strategy::Lagrangian {
+        damping: 0.5,
+        init: HeadInit::Uniform,
+    };
+    assert_eq!(
+        strategy.to_string(),
+        "lagrangian(damping = 0.5, init = uniform)"
+    );
+    assert_eq!(op(&strategy.to_string()["lagrangian".len()..]), damped);
+    for (bad, word) in [
+        ("(damping = -1)", "damping"),
+        ("(init = xavier)", "init"),
+        ("(weight = 1)", "weight"),
+    ] {
+        let errors = symc::compile(&spec(bad), "l.sym", base)
+            .unwrap_err()
+            .render(false);
+        assert!(errors.contains(word), "{bad}: {errors}");
+    }
 }

@@ -103,7 +103,7 @@ fn strategy_name(strategy: &Strategy) -> &'static str {
     match strategy {
         Strategy::Architecture => "architecture",
         Strategy::Hamiltonian => "hamiltonian",
-        Strategy::Lagrangian => "lagrangian",
+        Strategy::Lagrangian { .. } => "lagrangian",
         Strategy::Graph => "graph",
         Strategy::GroupConv => "group_conv",
         Strategy::Loss { .. } => "loss",

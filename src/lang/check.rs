@@ -9,7 +9,7 @@ use super::diagnostic::{suggest, Diagnostic, Diagnostics, FileId, SourceMap, Spa
 use super::parser::{parse_file, ParseError};
 use super::spec::*;
 use crate::group::{Group, GroupError};
-use crate::plan::{Activation, DataConfig, Penalty, Strategy, Task, TrainConfig};
+use crate::plan::{Activation, DataConfig, HeadInit, Penalty, Strategy, Task, TrainConfig};
 use nalgebra::DMatrix;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -1367,6 +1367,7 @@ impl Checker<'_> {
             "loss" => &["weight", "samples", "penalty"],
             "soft" => &["weight"],
             "augment" => &["samples"],
+            "lagrangian" => &["damping", "init"],
             _ => &[],
         };
         if keys.is_empty() {
@@ -1398,10 +1399,21 @@ impl Checker<'_> {
             Some(v) => Some(self.penalty(v, kind)?),
             None => None,
         };
+        let damping = match map.get("damping") {
+            Some(v) => self.non_negative_float(v, "damping")?,
+            None => 0.0,
+        };
+        let init = match map.get("init") {
+            Some(v) => match self.word(v, "init", &["lnn", "uniform"])? {
+                "uniform" => HeadInit::Uniform,
+                _ => HeadInit::Lnn,
+            },
+            None => HeadInit::Lnn,
+        };
         Some(match name {
             "architecture" => Strategy::Architecture,
             "hamiltonian" => Strategy::Hamiltonian,
-            "lagrangian" => Strategy::Lagrangian,
+            "lagrangian" => Strategy::Lagrangian { damping, init },
             "graph" => Strategy::Graph,
             "group_conv" => Strategy::GroupConv,
             "loss" => Strategy::Loss {
@@ -1725,7 +1737,7 @@ impl Checker<'_> {
     /// Rules that relate symmetries, ports and the net to each other.
     fn consistency(&mut self, m: &Model, net_span: Option<Span>) {
         let family = |s: &Strategy| match s {
-            Strategy::Hamiltonian | Strategy::Lagrangian => {
+            Strategy::Hamiltonian | Strategy::Lagrangian { .. } => {
                 Some("a Hamiltonian or Lagrangian head")
             }
             Strategy::Graph => Some("a graph network"),
@@ -1763,8 +1775,8 @@ impl Checker<'_> {
                     if !compatible {
                         let lagrangian_graph = matches!(
                             (&b.strategy, &s.strategy),
-                            (Strategy::Lagrangian, Strategy::Graph)
-                                | (Strategy::Graph, Strategy::Lagrangian)
+                            (Strategy::Lagrangian { .. }, Strategy::Graph)
+                                | (Strategy::Graph, Strategy::Lagrangian { .. })
                         );
                         let help = if matches!(s.strategy, Strategy::Architecture) && same_family {
                             "an equivariant MLP honours one group: declare the product, e.g. `group GH = G x H`".to_string()
@@ -1814,9 +1826,8 @@ impl Checker<'_> {
         let wanted = match base.map(|b| &b.strategy) {
             _ if graph => "graph",
             // `invariance` learns from a trained predictor's input gradients.
-            Some(Strategy::Hamiltonian | Strategy::Lagrangian | Strategy::Invariance) | None => {
-                "mlp"
-            }
+            Some(Strategy::Hamiltonian | Strategy::Lagrangian { .. } | Strategy::Invariance)
+            | None => "mlp",
             Some(Strategy::Graph) => "graph",
             Some(Strategy::GroupConv) => "gcnn",
             Some(Strategy::Architecture | Strategy::Soft { .. }) => "emlp",

@@ -129,7 +129,16 @@ pub struct SymmetryPlan {
 pub enum Strategy {
     Architecture,
     Hamiltonian,
-    Lagrangian,
+    /// `lagrangian(damping = d, init = lnn | uniform)`: the head's L is
+    /// L_net + d·½‖q̇‖², which adds d·I to the learned mass matrix (a
+    /// Lagrangian still, so energy is still conserved), and its weights start
+    /// from `init`.
+    Lagrangian {
+        #[serde(default, skip_serializing_if = "is_zero")]
+        damping: f64,
+        #[serde(default, skip_serializing_if = "HeadInit::is_lnn")]
+        init: HeadInit,
+    },
     Graph,
     GroupConv,
     Loss {
@@ -152,10 +161,45 @@ pub enum Strategy {
     None,
 }
 
+/// How a Lagrangian head's weights start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadInit {
+    /// The Lagrangian-network paper's scheme (Cranmer et al. 2020): biases 0,
+    /// weights normal with std c/√n, c = 2.2 for the first layer, 0.58·i for
+    /// the i-th hidden-to-hidden layer and n for the last.
+    #[default]
+    Lnn,
+    /// Uniform in ±1/√fan_in (PyTorch's default): a small L at the start, so
+    /// that with damping the mass matrix starts near d·I.
+    Uniform,
+}
+
+impl HeadInit {
+    fn is_lnn(&self) -> bool {
+        *self == HeadInit::Lnn
+    }
+}
+
+impl std::fmt::Display for HeadInit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HeadInit::Lnn => "lnn",
+            HeadInit::Uniform => "uniform",
+        })
+    }
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
 /// The spec language's own text.
 ///
 /// ```
-/// use symc::plan::{Penalty, Strategy};
+/// use symc::plan::{HeadInit, Penalty, Strategy};
+/// let l = Strategy::Lagrangian { damping: 1.0, init: HeadInit::Uniform };
+/// assert_eq!(l.to_string(), "lagrangian(damping = 1, init = uniform)");
 /// let s = Strategy::Loss { weight: 0.1, samples: 8, penalty: Some(Penalty::Lie) };
 /// assert_eq!(s.to_string(), "loss(weight = 0.1, samples = 8, penalty = lie)");
 /// assert_eq!(Strategy::Soft { weight: 1.0 }.to_string(), "soft(weight = 1)");
@@ -178,7 +222,20 @@ impl std::fmt::Display for Strategy {
             Strategy::Augment { samples } => write!(f, "augment(samples = {samples})"),
             Strategy::Architecture => f.write_str("architecture"),
             Strategy::Hamiltonian => f.write_str("hamiltonian"),
-            Strategy::Lagrangian => f.write_str("lagrangian"),
+            Strategy::Lagrangian { damping, init } => {
+                let mut args = Vec::new();
+                if *damping != 0.0 {
+                    args.push(format!("damping = {damping}"));
+                }
+                if !init.is_lnn() {
+                    args.push(format!("init = {init}"));
+                }
+                if args.is_empty() {
+                    f.write_str("lagrangian")
+                } else {
+                    write!(f, "lagrangian({})", args.join(", "))
+                }
+            }
             Strategy::Graph => f.write_str("graph"),
             Strategy::GroupConv => f.write_str("group_conv"),
             Strategy::Operator => f.write_str("operator"),
@@ -321,6 +378,11 @@ pub enum Op {
         coordinates: usize,
         hidden: Vec<usize>,
         act: Activation,
+        /// Added to the learned mass matrix: L is L_net + damping·½‖q̇‖².
+        #[serde(default, skip_serializing_if = "is_zero")]
+        damping: f64,
+        #[serde(default, skip_serializing_if = "HeadInit::is_lnn")]
+        init: HeadInit,
     },
     /// Hamiltonian graph network over `bodies` bodies in `dims` dimensions:
     /// H(q, p) = Σᵢ φₙ(pᵢ) + Σ_{i≠j} φₑ(qⱼ − qᵢ, ‖qⱼ − qᵢ‖), with a node MLP

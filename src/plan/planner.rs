@@ -176,11 +176,13 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
         (Some((SymmetryKind::Time, strategy)), Some(Net::Mlp { hidden, act })) => {
             let coordinates = n_in / 2;
             let params = mlp_params(n_in, &hidden, 1);
-            let op = if *strategy == Strategy::Lagrangian {
+            let op = if let Strategy::Lagrangian { damping, init } = *strategy {
                 Op::Lagrangian {
                     coordinates,
                     hidden,
                     act,
+                    damping,
+                    init,
                 }
             } else {
                 Op::Hamiltonian {
@@ -310,7 +312,7 @@ fn is_architectural(s: &Strategy) -> bool {
         s,
         Strategy::Architecture
             | Strategy::Hamiltonian
-            | Strategy::Lagrangian
+            | Strategy::Lagrangian { .. }
             | Strategy::Graph
             | Strategy::GroupConv
             | Strategy::Operator
@@ -331,7 +333,7 @@ fn reason(s: &Symmetry, compact: bool, hamiltonian: bool) -> String {
         (_, Strategy::Hamiltonian) => {
             "the output is the symplectic gradient of a learned H(q, p), so H is conserved".into()
         }
-        (_, Strategy::Lagrangian) => {
+        (_, Strategy::Lagrangian { .. }) => {
             "the output solves the Euler–Lagrange equations of a learned L(q, q̇), so energy is conserved".into()
         }
         (_, Strategy::Graph) if hamiltonian => {

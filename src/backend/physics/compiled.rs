@@ -7,7 +7,7 @@
 //! graph, the parameter names and layout, the loss terms, and the AdamW step
 //! on the host copy of the parameters.
 
-use super::{Bracket, DynamicsNet, Init, Objective};
+use super::{Bracket, DynamicsNet, Objective};
 use crate::backend::adam::{squared_norm, AdamW};
 use crate::backend::{BackendError, Batch, LossBreakdown, NamedTensor};
 use crate::group::matrix_from_rows;
@@ -34,15 +34,14 @@ impl HeadGraph {
         let [input, node] = graph.nodes.as_slice() else {
             return Ok(None);
         };
-        let init = match node.op {
-            Op::Hamiltonian { .. } | Op::HamiltonianGraph { .. } => Init::Uniform,
-            Op::Lagrangian { .. } => Init::Lnn,
-            _ => return Ok(None),
-        };
-        if input.op != Op::Input || node.inputs != [input.id] || graph.output != node.id {
+        let head = matches!(
+            node.op,
+            Op::Hamiltonian { .. } | Op::HamiltonianGraph { .. } | Op::Lagrangian { .. }
+        );
+        if !head || input.op != Op::Input || node.inputs != [input.id] || graph.output != node.id {
             return Ok(None);
         }
-        let net = DynamicsNet::from_op(&node.op, init, seed)?;
+        let net = DynamicsNet::from_op(&node.op, seed)?;
         let d = net.state_dim();
         let in_dim: usize = graph.inputs.iter().map(|p| p.dim).sum();
         let out_dim: usize = graph.outputs.iter().map(|p| p.dim).sum();
@@ -571,6 +570,8 @@ mod tests {
             coordinates: 2,
             hidden: vec![8],
             act: Activation::Softplus,
+            damping: 0.0,
+            init: HeadInit::Lnn,
         };
         assert!(Model::new(
             &head_graph(lagrangian, 2, vec![mse(), bracket(1.0)], vec![group]),

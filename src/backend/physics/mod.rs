@@ -42,8 +42,10 @@
 //! heads. Its parameters are named `n{node}.weight.{l}` (`[out, in]`) and
 //! `n{node}.bias.{l}` (`[out]`) for layer l = 0, 1, … of the head's MLP (the
 //! last layer has one output); a graph network's two MLPs are
-//! `n{node}.edge.…` and `n{node}.node.…`. Hamiltonian heads start from PyTorch's uniform initialisation, Lagrangian
-//! heads from the LNN paper's ([`Init::Lnn`]).
+//! `n{node}.edge.…` and `n{node}.node.…`. Hamiltonian heads start from
+//! PyTorch's uniform initialisation, Lagrangian heads from the LNN paper's
+//! ([`Init::Lnn`]) unless the spec says `lagrangian(init = uniform)`, with the
+//! node's damping added to their mass matrix.
 
 mod act;
 mod compiled;
@@ -59,7 +61,7 @@ pub(crate) use compiled::CompiledHead;
 pub use hnn::Bracket;
 pub use mlp::Init;
 
-use crate::plan::{Activation, Op};
+use crate::plan::{Activation, HeadInit, Op};
 use hgn::GraphEnergy;
 pub(crate) use mlp::{Cache as MlpCache, Mlp, Scratch as MlpScratch};
 use serde::{Deserialize, Serialize};
@@ -247,19 +249,38 @@ impl DynamicsNet {
     }
 
     /// The head a `Hamiltonian`, `HamiltonianGraph` or `Lagrangian` node of
-    /// the IR describes.
-    pub fn from_op(op: &Op, init: Init, seed: u64) -> Result<Self, PhysicsError> {
+    /// the IR describes. Hamiltonian heads start from PyTorch's uniform
+    /// initialisation; a Lagrangian head takes its start and damping from the node.
+    pub fn from_op(op: &Op, seed: u64) -> Result<Self, PhysicsError> {
         match op {
             Op::Hamiltonian {
                 coordinates,
                 hidden,
                 act,
-            } => Self::new(Head::Hamiltonian, *coordinates, hidden, *act, init, seed),
+            } => Self::new(
+                Head::Hamiltonian,
+                *coordinates,
+                hidden,
+                *act,
+                Init::Uniform,
+                seed,
+            ),
             Op::Lagrangian {
                 coordinates,
                 hidden,
                 act,
-            } => Self::new(Head::Lagrangian, *coordinates, hidden, *act, init, seed),
+                damping,
+                init,
+            } => {
+                let init = match init {
+                    HeadInit::Lnn => Init::Lnn,
+                    HeadInit::Uniform => Init::Uniform,
+                };
+                Ok(
+                    Self::new(Head::Lagrangian, *coordinates, hidden, *act, init, seed)?
+                        .with_damping(*damping),
+                )
+            }
             Op::HamiltonianGraph {
                 bodies,
                 dims,

@@ -1,6 +1,7 @@
 //! Every derivative path of the heads against central finite differences.
 
 use super::*;
+use crate::plan::{HeadInit, Op};
 
 /// Deterministic pseudo-random values in [−1, 1).
 pub(super) fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -261,6 +262,35 @@ fn a_singular_mass_matrix_is_an_error_and_damping_removes_it() {
         .unwrap()
         .iter()
         .all(|v| v.is_finite()));
+}
+
+#[test]
+fn a_lagrangian_node_carries_its_damping_and_start() {
+    // Damping d is L + d·½‖q̇‖²: the field of the node's head is that of the
+    // same network built by hand with d added to its mass matrix.
+    let op = |damping, init| Op::Lagrangian {
+        coordinates: 2,
+        hidden: vec![6],
+        act: Activation::Softplus,
+        damping,
+        init,
+    };
+    let x = [0.3, -0.2, 0.5, 0.1, -0.4, 0.7, 0.2, 0.9];
+    for (init, by_hand) in [
+        (HeadInit::Lnn, Init::Lnn),
+        (HeadInit::Uniform, Init::Uniform),
+    ] {
+        let node = DynamicsNet::from_op(&op(0.7, init), 5).unwrap();
+        let built =
+            DynamicsNet::new(Head::Lagrangian, 2, &[6], Activation::Softplus, by_hand, 5).unwrap();
+        assert_eq!(node.parameters(), built.parameters());
+        let undamped = built.field(&x).unwrap();
+        assert_eq!(
+            node.field(&x).unwrap(),
+            built.with_damping(0.7).field(&x).unwrap()
+        );
+        assert_ne!(node.field(&x).unwrap(), undamped);
+    }
 }
 
 /// Rotation of q ∈ R² and p ∈ R² together: the generator of angular momentum.
