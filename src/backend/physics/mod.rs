@@ -150,6 +150,7 @@ pub struct DynamicsNet {
     work: hnn::Work,
     lnn_work: lnn::Work,
     graph_work: hgn::Work,
+    halves: hnn::Halves,
 }
 
 /// The network behind a head.
@@ -245,6 +246,7 @@ impl DynamicsNet {
             work: hnn::Work::default(),
             lnn_work: lnn::Work::default(),
             graph_work: hgn::Work::default(),
+            halves: hnn::Halves::default(),
         }
     }
 
@@ -446,7 +448,7 @@ impl DynamicsNet {
                 return Ok(terms);
             }
             (Energy::Dense(mlp), Head::Hamiltonian) => {
-                return Ok(hnn::loss_and_grad(
+                return Ok(hnn::loss_and_grad_split(
                     mlp,
                     n,
                     x,
@@ -454,7 +456,7 @@ impl DynamicsNet {
                     rows,
                     &self.brackets,
                     grad,
-                    &mut self.work,
+                    &mut self.halves,
                 ))
             }
             (Energy::Dense(mlp), Head::Direct) => {

@@ -370,6 +370,35 @@ fn bracket_penalties_are_the_squared_rate_of_h_along_the_generators() {
 }
 
 #[test]
+fn a_large_batch_split_in_halves_gives_the_whole_batchs_objective_and_gradient() {
+    // 601 rows: over the split threshold, and odd, so that the halves differ in size.
+    let mut net = bracket_net(3);
+    let rows = 601;
+    let (x, y) = (values(4 * rows, 11), values(4 * rows, 12));
+    let mut split = vec![0.5; net.parameters().len()];
+    let halves = net.loss_and_grad(&x, &y, &mut split).unwrap();
+    let Energy::Dense(mlp) = &net.energy else {
+        panic!("a dense head")
+    };
+    let mut whole = vec![0.5; net.parameters().len()];
+    let mut work = hnn::Work::default();
+    let once = hnn::loss_and_grad(mlp, 2, &x, &y, rows, &net.brackets, &mut whole, &mut work);
+    assert!((halves.mse - once.mse).abs() <= 1e-6 * once.mse);
+    for (h, o) in halves.brackets.iter().zip(&once.brackets) {
+        assert!((h - o).abs() <= 1e-6 * o, "{h} vs {o}");
+    }
+    // Sums over 601 rows in another order: f32 rounding, against a weighting
+    // error that would be a fraction of the largest entry.
+    let scale = whole.iter().fold(0.0f32, |m, g| m.max((g - 0.5).abs()));
+    for (s, w) in split.iter().zip(&whole) {
+        assert!(
+            (s - w).abs() <= 1e-4 * scale,
+            "{s} vs {w} (largest {scale})"
+        );
+    }
+}
+
+#[test]
 fn bracket_gradients_match_finite_differences() {
     let mut net = bracket_net(12);
     let x = values(4 * 7, 13);
