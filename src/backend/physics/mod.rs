@@ -12,7 +12,7 @@
 //! A loss on ∂H/∂x, or on a Hessian of L, needs second (third) derivatives of
 //! the network, which a first-order tape cannot give. The heads therefore
 //! compute forward and backward passes by hand: dense products go to the
-//! `gemm` crate and each activation with its derivatives is evaluated in one
+//! backend's GEMM (`kernels::gemm`) and each activation with its derivatives is evaluated in one
 //! elementwise pass. Every derivative is checked against finite differences in
 //! the tests.
 //!
