@@ -415,6 +415,12 @@ fn a_lagrangian_takes_damping_and_its_start() {
         "lagrangian(damping = 0.5, init = uniform)"
     );
     assert_eq!(op(&strategy.to_string()["lagrangian".len()..]), damped);
+    // graph.yaml files from before the arguments existed say `strategy: lagrangian`.
+    let plain = symc::compile(&spec(""), "l.sym", base).unwrap().graphs;
+    let yaml = symc::plan::to_yaml(&plain).unwrap();
+    assert!(yaml.contains("strategy: !lagrangian {}"), "{yaml}");
+    let old = yaml.replace("strategy: !lagrangian {}", "strategy: lagrangian");
+    assert_eq!(symc::plan::from_yaml(&old).unwrap(), plain);
     for (bad, word) in [
         ("(damping = -1)", "damping"),
         ("(init = xavier)", "init"),

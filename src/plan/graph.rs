@@ -114,6 +114,7 @@ pub struct GroupDef {
 pub struct SymmetryPlan {
     /// The symmetry as written, e.g. `time`, `translation(on positions)`, `Rot3`.
     pub symmetry: String,
+    #[serde(deserialize_with = "strategy_compat")]
     pub strategy: Strategy,
     /// One line saying why this strategy was chosen.
     pub reason: String,
@@ -192,6 +193,19 @@ impl std::fmt::Display for HeadInit {
 
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
+}
+
+/// Reads a strategy; `strategy: lagrangian`, as `graph.yaml` files said before
+/// the Lagrangian head took arguments, reads as `lagrangian` with its defaults.
+fn strategy_compat<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Strategy, D::Error> {
+    let value = serde_yaml::Value::deserialize(d)?;
+    if value.as_str() == Some("lagrangian") {
+        return Ok(Strategy::Lagrangian {
+            damping: 0.0,
+            init: HeadInit::Lnn,
+        });
+    }
+    Strategy::deserialize(value).map_err(serde::de::Error::custom)
 }
 
 /// The spec language's own text.

@@ -59,13 +59,16 @@ pub(crate) fn input_gradient<P: AsRef<[f32]>>(
     work.e.resize_with(hidden - 1, Vec::new);
     let w = mlp.weight(hidden);
     let top = resize(&mut work.g[hidden - 1], rows * w.len());
-    top.par_chunks_mut(w.len())
-        .zip(cache.s[hidden - 1].par_chunks(w.len()))
+    let chunk = PAR_ROWS * w.len();
+    top.par_chunks_mut(chunk)
+        .zip(cache.s[hidden - 1].par_chunks(chunk))
         .for_each(|(g, s)| {
-            g.iter_mut()
-                .zip(s)
-                .zip(w)
-                .for_each(|((g, s), w)| *g = w * s)
+            for (g, s) in g.chunks_exact_mut(w.len()).zip(s.chunks_exact(w.len())) {
+                g.iter_mut()
+                    .zip(s)
+                    .zip(w)
+                    .for_each(|((g, s), w)| *g = w * s)
+            }
         });
     for j in (0..hidden - 1).rev() {
         let (inp, out) = (mlp.sizes[j + 1], mlp.sizes[j + 2]);
@@ -176,12 +179,11 @@ pub(crate) fn loss_and_grad<P: AsRef<[f32]>>(
 }
 
 /// Batches of at least this many rows are split in two halves whose passes
-/// run in parallel. Splitting each product between threads instead costs a
-/// synchronisation per product (about a dozen per step) and a second packing
-/// of every weight; two whole passes need one join per step. The split
-/// depends on the batch alone, never on the thread count, so the results do
-/// not either.
-const SPLIT_ROWS: usize = 512;
+/// run in parallel, so that the two threads each run a whole pass and meet
+/// once per step; a product or elementwise pass inside a half is still split
+/// further when a thread is idle. The split depends on the batch alone, never
+/// on the thread count, so the results do not either.
+pub(crate) const SPLIT_ROWS: usize = 512;
 
 /// The two halves' buffers of [`loss_and_grad_split`].
 #[derive(Debug, Default)]

@@ -8,24 +8,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 /// Rows per parallel task of the elementwise passes: large enough to amortise
 /// scheduling, small enough to split a 750-row batch between threads.
 pub(crate) const PAR_ROWS: usize = 64;
 
-/// How the weights of a head start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Init {
-    /// Weights and biases uniform in ±1/√fan_in (PyTorch's `nn.Linear` default).
-    #[default]
-    Uniform,
-    /// The Lagrangian-network scheme (Cranmer et al. 2020): biases 0, weights
-    /// normal with std c/√n for hidden width n, where c is 2.2 for the first
-    /// layer, 0.58·i for the i-th hidden-to-hidden layer and n for the last.
-    Lnn,
-}
+/// How the weights of a head start: the IR's choice, read as it is.
+pub use crate::plan::HeadInit as Init;
 
 /// Dense layers `sizes[0] → sizes[1] → … → sizes[last]`, σ after every layer
 /// but the last. Layer `l` stores its weight `sizes[l+1] × sizes[l]` (row-major)

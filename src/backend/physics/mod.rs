@@ -61,7 +61,7 @@ pub(crate) use compiled::CompiledHead;
 pub use hnn::Bracket;
 pub use mlp::Init;
 
-use crate::plan::{Activation, HeadInit, Op};
+use crate::plan::{Activation, Op};
 use hgn::GraphEnergy;
 pub(crate) use mlp::{Cache as MlpCache, Mlp, Scratch as MlpScratch};
 use serde::{Deserialize, Serialize};
@@ -273,16 +273,10 @@ impl DynamicsNet {
                 act,
                 damping,
                 init,
-            } => {
-                let init = match init {
-                    HeadInit::Lnn => Init::Lnn,
-                    HeadInit::Uniform => Init::Uniform,
-                };
-                Ok(
-                    Self::new(Head::Lagrangian, *coordinates, hidden, *act, init, seed)?
-                        .with_damping(*damping),
-                )
-            }
+            } => Ok(
+                Self::new(Head::Lagrangian, *coordinates, hidden, *act, *init, seed)?
+                    .with_damping(*damping),
+            ),
             Op::HamiltonianGraph {
                 bodies,
                 dims,
@@ -294,8 +288,9 @@ impl DynamicsNet {
     }
 
     /// Adds `damping`·I to the learned mass matrix before it is solved
-    /// (Lagrangian head only), trading exactness for robustness when the
-    /// matrix is close to singular.
+    /// (Lagrangian head only): the head's L becomes L + damping·½‖q̇‖², still a
+    /// Lagrangian, whose mass matrix stays away from singular where the
+    /// network's own is small.
     pub fn with_damping(mut self, damping: f64) -> Self {
         self.damping = damping;
         self

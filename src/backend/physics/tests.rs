@@ -374,6 +374,7 @@ fn a_large_batch_split_in_halves_gives_the_whole_batchs_objective_and_gradient()
     // 601 rows: over the split threshold, and odd, so that the halves differ in size.
     let mut net = bracket_net(3);
     let rows = 601;
+    assert!(rows >= hnn::SPLIT_ROWS);
     let (x, y) = (values(4 * rows, 11), values(4 * rows, 12));
     let mut split = vec![0.5; net.parameters().len()];
     let halves = net.loss_and_grad(&x, &y, &mut split).unwrap();
