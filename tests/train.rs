@@ -287,6 +287,8 @@ model tiny_hnn {
         report["test_mse"].as_f64().unwrap(),
     );
     assert!((a - b).abs() <= 1e-6 * b, "{a} vs {b}");
+    // The data have no validation split (val_fraction 0), so no validation figure.
+    assert!(report.get("val_mse").is_none(), "{report:?}");
     // Two test trajectories × 201 times, one header.
     let csv = std::fs::read_to_string(run.join("rollout.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 2 * 201);

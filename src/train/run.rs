@@ -74,7 +74,11 @@ impl Report {
             steps_per_second: outcome.steps as f64 / outcome.seconds.max(f64::MIN_POSITIVE),
             parameters: outcome.model.parameter_count(),
             train_mse: regression(&splits.train)?,
-            val_mse: regression(&splits.val)?,
+            // Without a validation split there is no figure, not a mean over no rows.
+            val_mse: match splits.val.rows {
+                0 => None,
+                _ => regression(&splits.val)?,
+            },
             test_mse: regression(&splits.test)?,
             train_accuracy: classes(&splits.train)?,
             test_accuracy: classes(&splits.test)?,
