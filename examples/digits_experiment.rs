@@ -61,6 +61,7 @@ fn graph(name: &str, conv: Op, pooled: usize, conv_params: usize, steps: usize) 
             weight_decay: 0.0,
             seed: 0,
             schedule: "cosine".into(),
+            clip: None,
         },
         parameters: conv_params + head,
     }
