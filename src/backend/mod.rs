@@ -75,7 +75,7 @@ pub use device::DeviceKind;
 pub use error::BackendError;
 /// The dense network of the physics heads, for methods outside the backend
 /// that run their own chain rule through it (latent symmetry discovery).
-pub(crate) use physics::{Mlp, MlpCache, MlpScratch};
+pub(crate) use physics::{zeroed, Mlp, MlpCache, MlpScratch};
 
 use crate::plan::{ModelGraph, Task};
 use dfdx::prelude::*;

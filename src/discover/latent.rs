@@ -42,7 +42,7 @@ use super::fit::{Fit, LossPoint};
 use super::operator::{check_pairs, descend, Layout, UnitGenerators};
 use super::DiscoverError;
 use crate::backend::physics::Init;
-use crate::backend::{Mlp, MlpCache, MlpScratch};
+use crate::backend::{zeroed, Mlp, MlpCache, MlpScratch};
 use crate::data::Table;
 use crate::plan::{Activation, ModelGraph, Op};
 use nalgebra::{DMatrix, DVector};
@@ -457,7 +457,7 @@ impl Model {
             }
         }
         let mut d_decoder_in = vec![0.0f32; decoder_in.len()];
-        let decoder_grad = resized(&mut work.decoder_grad, self.decoder.params.len());
+        let decoder_grad = zeroed(&mut work.decoder_grad, self.decoder.params.len());
         self.decoder.backward(
             &decoder_in,
             3 * n,
@@ -510,7 +510,7 @@ impl Model {
                 .for_each(|(g, w)| *g += w);
         }
         let d_codes: Vec<f32> = d_codes.iter().map(|&v| v as f32).collect();
-        let encoder_grad = resized(&mut work.encoder_grad, self.encoder.params.len());
+        let encoder_grad = zeroed(&mut work.encoder_grad, self.encoder.params.len());
         self.encoder.backward(
             &set.both,
             2 * n,
@@ -545,13 +545,6 @@ impl Model {
             .sum::<f64>()
             / n as f64
     }
-}
-
-/// A zeroed buffer of `len` entries.
-fn resized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    v.clear();
-    v.resize(len, 0.0);
-    v
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! step, the same count as autograd's double backward, but no graph.
 
 use super::linalg::{matmul, T};
-use super::mlp::{resize, Cache, Mlp, Scratch, PAR_ROWS};
+use super::mlp::{resize, zeroed, Cache, Mlp, Scratch, PAR_ROWS};
 use super::Objective;
 use rayon::prelude::*;
 
@@ -213,10 +213,7 @@ pub(crate) fn loss_and_grad_split<P: AsRef<[f32]> + Sync>(
     let ((x0, x1), (y0, y1)) = (x.split_at(top * d), y.split_at(top * d));
     let [w0, w1] = &mut halves.work;
     let [g0, g1] = &mut halves.grad;
-    for g in [&mut *g0, &mut *g1] {
-        g.clear();
-        g.resize(grad.len(), 0.0);
-    }
+    let (g0, g1) = (zeroed(g0, grad.len()), zeroed(g1, grad.len()));
     let (t0, t1) = rayon::join(
         || loss_and_grad(mlp, n, x0, y0, top, brackets, g0, w0),
         || loss_and_grad(mlp, n, x1, y1, rows - top, brackets, g1, w1),

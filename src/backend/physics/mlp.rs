@@ -48,6 +48,13 @@ pub(crate) fn resize(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     &mut v[..n]
 }
 
+/// Resizes a buffer to `n` zeros: a gradient to accumulate into.
+pub(crate) fn zeroed(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    v.clear();
+    v.resize(n, 0.0);
+    v
+}
+
 impl Mlp {
     pub(crate) fn new(sizes: Vec<usize>, act: Activation, init: Init, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);

@@ -63,7 +63,7 @@ pub use mlp::Init;
 
 use crate::plan::{Activation, Op};
 use hgn::GraphEnergy;
-pub(crate) use mlp::{Cache as MlpCache, Mlp, Scratch as MlpScratch};
+pub(crate) use mlp::{zeroed, Cache as MlpCache, Mlp, Scratch as MlpScratch};
 use serde::{Deserialize, Serialize};
 
 /// Which vector field a [`DynamicsNet`] predicts.
