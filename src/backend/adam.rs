@@ -10,6 +10,8 @@
 //! spike (a Lagrangian network near a singular mass matrix gives them)
 //! inflates v for thousands of steps and every later step all but stops.
 
+use rayon::prelude::*;
+
 /// Optimiser state for a list of parameter buffers.
 #[derive(Debug, Clone)]
 pub(crate) struct AdamW {
@@ -70,19 +72,25 @@ impl AdamW {
         let inv_sqrt_c2 = 1.0 / correction2.sqrt();
         let (m, v) = &mut self.moments[index];
         let scale = self.scale;
-        for (((t, g), m), v) in theta
-            .iter_mut()
-            .zip(grad)
-            .zip(m.iter_mut())
-            .zip(v.iter_mut())
-        {
-            let g = g * scale;
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            *t = *t * shrink - step_size * *m / (v.sqrt() * inv_sqrt_c2 + eps);
-        }
+        // Element by element, so blocks on different threads give the same bits.
+        theta
+            .par_chunks_mut(PAR_LEN)
+            .zip(grad.par_chunks(PAR_LEN))
+            .zip(m.par_chunks_mut(PAR_LEN))
+            .zip(v.par_chunks_mut(PAR_LEN))
+            .for_each(|(((theta, grad), m), v)| {
+                for (((t, g), m), v) in theta.iter_mut().zip(grad).zip(m).zip(v) {
+                    let g = g * scale;
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *t = *t * shrink - step_size * *m / (v.sqrt() * inv_sqrt_c2 + eps);
+                }
+            });
     }
 }
+
+/// Entries per parallel block of an update: a block is worth a thread's wake-up.
+const PAR_LEN: usize = 1 << 15;
 
 /// The sum of the squared entries of a gradient buffer, in f64.
 pub(crate) fn squared_norm(g: &[f32]) -> f64 {

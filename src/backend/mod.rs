@@ -61,8 +61,10 @@
 //! ```
 
 mod adam;
+mod dense;
 mod device;
 mod error;
+mod flat;
 pub mod kernels;
 mod layers;
 mod loss;
@@ -78,6 +80,7 @@ pub use error::BackendError;
 pub(crate) use physics::{zeroed, Mlp, MlpCache, MlpScratch};
 
 use crate::plan::{ModelGraph, Task};
+use dense::DenseChain;
 use dfdx::prelude::*;
 use kernels::tape::{gradient, host, KernelDevice, Mat};
 use layers::Network;
@@ -99,6 +102,8 @@ enum Net {
     /// A Hamiltonian or Lagrangian head with its own backward pass, on the
     /// CPU; it owns its loss terms.
     Head(Box<CompiledHead>),
+    /// A plain MLP on squared error, fused, on the CPU.
+    Dense(Box<DenseChain>),
     Cpu(Layered<Cpu>),
     #[cfg(feature = "cuda")]
     Cuda(OnCuda<Layered<dfdx::tensor::Cuda>>),
@@ -133,6 +138,7 @@ macro_rules! on_net {
     ($model_net:expr, $net:ident => $body:expr) => {
         match $model_net {
             Net::Head($net) => $body,
+            Net::Dense($net) => $body,
             Net::Cpu($net) => $body,
             #[cfg(feature = "cuda")]
             Net::Cuda(OnCuda($net)) => $body,
@@ -224,7 +230,10 @@ impl Model {
         let net = match device {
             DeviceKind::Cpu => match CompiledHead::from_graph(graph, seed)? {
                 Some(head) => Net::Head(Box::new(head)),
-                None => Net::Cpu(Layered::new(graph, Cpu::seed_from_u64(seed), seed)?),
+                None => match DenseChain::from_graph(graph, seed)? {
+                    Some(chain) => Net::Dense(Box::new(chain)),
+                    None => Net::Cpu(Layered::new(graph, Cpu::seed_from_u64(seed), seed)?),
+                },
             },
             DeviceKind::Cuda(ordinal) => cuda_net(graph, seed, ordinal)?,
         };
@@ -255,7 +264,8 @@ impl Model {
         batch: &Batch<'_>,
         lr: f64,
     ) -> Result<LossBreakdown, BackendError> {
-        on_net!(&mut self.net, net => net.train_step(batch, lr, &mut self.adam))
+        let (net, adam) = (&mut self.net, &mut self.adam);
+        rayon::scope(|_| on_net!(net, net => net.train_step(batch, lr, adam)))
     }
 
     /// The graph's losses on `batch`, without updating anything.

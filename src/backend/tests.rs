@@ -5,7 +5,7 @@ use crate::plan::{Activation, DataConfig, LossKind, LossTerm, Node, Op, Port, Tr
 use std::collections::BTreeMap;
 
 /// A graph with the given nodes, input width and loss, everything else minimal.
-fn graph(
+pub(super) fn graph(
     in_dim: usize,
     nodes: Vec<Node>,
     task: Task,
@@ -54,7 +54,7 @@ fn graph(
 }
 
 /// in → hidden (act) → … → out, as the planner lays out an MLP.
-fn mlp(
+pub(super) fn mlp(
     in_dim: usize,
     hidden: &[usize],
     out: usize,
@@ -92,7 +92,7 @@ fn mlp(
 }
 
 /// x ~ N(0, 1) in 2D, y = sin(x₀) + x₁²/2.
-fn regression_data(rows: usize) -> (Vec<f32>, Vec<f32>) {
+pub(super) fn regression_data(rows: usize) -> (Vec<f32>, Vec<f32>) {
     let x = super::layers::testing::random_matrix(rows, 2, 3);
     let y = x
         .chunks(2)

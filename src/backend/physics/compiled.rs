@@ -8,7 +8,8 @@
 //! on the host copy of the parameters.
 
 use super::{Bracket, DynamicsNet, Objective};
-use crate::backend::adam::{squared_norm, AdamW};
+use crate::backend::adam::AdamW;
+use crate::backend::flat::TensorTable;
 use crate::backend::{BackendError, Batch, LossBreakdown, NamedTensor};
 use crate::group::matrix_from_rows;
 use crate::plan::{LossKind, ModelGraph, Op};
@@ -18,8 +19,9 @@ use std::ops::Range;
 /// parameter vector is the master copy of the weights.
 #[derive(Debug)]
 pub(super) struct HeadGraph {
-    pub(super) node: usize,
     pub(super) net: DynamicsNet,
+    /// Names and places of the tensors in the network's parameter vector.
+    pub(super) table: TensorTable,
     /// Weight of the field MSE; the brackets' weights are stored divided by
     /// it, so that the head's objective times it is the graph's.
     pub(super) mse_weight: f64,
@@ -99,7 +101,7 @@ impl HeadGraph {
             });
         }
         Ok(Some(HeadGraph {
-            node: node.id,
+            table: head_tensors(node.id, &net),
             net,
             mse_weight,
             terms,
@@ -111,36 +113,8 @@ impl HeadGraph {
     }
 
     /// Lengths of the parameter tensors, in [`Self::named_parameters`] order.
-    pub(super) fn tensor_lengths(&self) -> impl Iterator<Item = usize> {
-        self.tensors().into_iter().map(|(_, _, range)| range.len())
-    }
-
-    /// Name, shape and range in the flat parameter vector of each tensor:
-    /// `n{node}.weight.{l}` for the one MLP of a dense head,
-    /// `n{node}.{edge,node}.weight.{l}` for a graph network's two.
-    fn tensors(&self) -> Vec<(String, Vec<usize>, Range<usize>)> {
-        let mut tensors = Vec::new();
-        for (name, at, mlp) in self.net.networks() {
-            let prefix = match name {
-                "" => format!("n{}", self.node),
-                name => format!("n{}.{name}", self.node),
-            };
-            for l in 0..mlp.layers() {
-                let (w, b) = mlp.offsets(l);
-                let (inp, out) = (mlp.sizes[l], mlp.sizes[l + 1]);
-                tensors.push((
-                    format!("{prefix}.weight.{l}"),
-                    vec![out, inp],
-                    at + w..at + b,
-                ));
-                tensors.push((
-                    format!("{prefix}.bias.{l}"),
-                    vec![out],
-                    at + b..at + b + out,
-                ));
-            }
-        }
-        tensors
+    pub(super) fn tensor_lengths(&self) -> impl Iterator<Item = usize> + '_ {
+        self.table.lengths()
     }
 
     /// Checks that `x` holds `rows` states.
@@ -193,74 +167,49 @@ impl HeadGraph {
                 what: "loss".into(),
             });
         }
-        let tensors = self.tensors();
-        if let Some((name, ..)) = tensors
-            .iter()
-            .find(|(.., r)| !grad[r.clone()].iter().all(|g| g.is_finite()))
-        {
-            return Err(BackendError::NonFinite {
-                what: format!("gradient of `{name}`"),
-            });
-        }
         let scale = self.mse_weight as f32;
         grad.iter_mut().for_each(|g| *g *= scale);
-        adam.begin_step(squared_norm(grad));
-        let params = self.net.parameters_mut();
-        for (i, (.., range)) in tensors.into_iter().enumerate() {
-            adam.update(i, &mut params[range.clone()], &grad[range], lr);
-        }
+        self.table.step(self.net.parameters_mut(), grad, lr, adam)?;
         Ok(breakdown)
     }
 
     pub(super) fn named_parameters(&self) -> Vec<NamedTensor> {
-        let params = self.net.parameters();
-        self.tensors()
-            .into_iter()
-            .map(|(name, shape, range)| NamedTensor {
-                name,
-                shape,
-                data: params[range].to_vec(),
-            })
-            .collect()
+        self.table.named(self.net.parameters())
     }
 
     /// Replaces all parameters; `tensors` must name each exactly once with its
     /// shape. On error nothing is changed.
     pub(super) fn load_parameters(&mut self, tensors: &[NamedTensor]) -> Result<(), BackendError> {
-        let mine = self.tensors();
-        let mut staged = self.net.parameters().to_vec();
-        let mut seen = vec![false; mine.len()];
-        let problem = |name: &str, problem: &str| BackendError::Parameter {
-            name: name.into(),
-            problem: problem.into(),
-        };
-        for t in tensors {
-            let i = mine
-                .iter()
-                .position(|(name, ..)| *name == t.name)
-                .ok_or_else(|| problem(&t.name, "the model has no parameter of this name"))?;
-            let (_, shape, range) = &mine[i];
-            if std::mem::replace(&mut seen[i], true) {
-                return Err(problem(&t.name, "given twice"));
-            }
-            if t.shape != *shape || t.data.len() != range.len() {
-                return Err(problem(
-                    &t.name,
-                    &format!(
-                        "shape {:?} with {} values does not match the model's {shape:?}",
-                        t.shape,
-                        t.data.len()
-                    ),
-                ));
-            }
-            staged[range.clone()].copy_from_slice(&t.data);
-        }
-        if let Some(i) = seen.iter().position(|s| !s) {
-            return Err(problem(&mine[i].0, "missing from the loaded tensors"));
-        }
-        self.net.parameters_mut().copy_from_slice(&staged);
-        Ok(())
+        self.table.load(self.net.parameters_mut(), tensors)
     }
+}
+
+/// The tensor table of `net`'s parameters:
+/// `n{node}.weight.{l}` for the one MLP of a dense head,
+/// `n{node}.{edge,node}.weight.{l}` for a graph network's two.
+pub(super) fn head_tensors(node: usize, net: &DynamicsNet) -> TensorTable {
+    let mut tensors = Vec::new();
+    for (name, at, mlp) in net.networks() {
+        let prefix = match name {
+            "" => format!("n{node}"),
+            name => format!("n{node}.{name}"),
+        };
+        for l in 0..mlp.layers() {
+            let (w, b) = mlp.offsets(l);
+            let (inp, out) = (mlp.sizes[l], mlp.sizes[l + 1]);
+            tensors.push((
+                format!("{prefix}.weight.{l}"),
+                vec![out, inp],
+                at + w..at + b,
+            ));
+            tensors.push((
+                format!("{prefix}.bias.{l}"),
+                vec![out],
+                at + b..at + b + out,
+            ));
+        }
+    }
+    TensorTable::new(tensors)
 }
 
 /// A head graph run by the head's hand-derived passes on the host.

@@ -11,7 +11,7 @@
 //! step, the same count as autograd's double backward, but no graph.
 
 use super::linalg::{matmul, T};
-use super::mlp::{resize, zeroed, Cache, Mlp, Scratch, PAR_ROWS};
+use super::mlp::{resize, zeroed, Cache, Keep, Mlp, Scratch, PAR_ROWS};
 use super::Objective;
 use rayon::prelude::*;
 
@@ -52,7 +52,7 @@ pub(crate) fn input_gradient<P: AsRef<[f32]>>(
     rows: usize,
     work: &mut Work,
 ) {
-    mlp.forward_hidden(x, rows, &mut work.cache);
+    mlp.forward_hidden(x, rows, &mut work.cache, Keep::Curvatures);
     let hidden = mlp.layers() - 1;
     let cache = &work.cache;
     work.g.resize_with(hidden, Vec::new);

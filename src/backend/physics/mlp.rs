@@ -42,6 +42,17 @@ pub(crate) struct Scratch {
     da: Vec<f32>,
 }
 
+/// Which derivatives of the activations a forward pass keeps in its [`Cache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// None: the outputs are all that is wanted.
+    Values,
+    /// σ′, for back-propagating through the values.
+    Slopes,
+    /// σ′ and σ″, for differentiating an input gradient.
+    Curvatures,
+}
+
 /// Resizes a buffer without caring about its contents.
 pub(crate) fn resize(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     v.resize(n, 0.0);
@@ -113,8 +124,9 @@ impl<P: AsRef<[f32]>> Mlp<P> {
         &self.params.as_ref()[b..b + self.sizes[l + 1]]
     }
 
-    /// Runs the hidden layers on `x` (`rows × sizes[0]`), filling `cache`.
-    pub(crate) fn forward_hidden(&self, x: &[f32], rows: usize, cache: &mut Cache) {
+    /// Runs the hidden layers on `x` (`rows × sizes[0]`), filling `cache`
+    /// with the values and the derivatives `keep` asks for.
+    pub(crate) fn forward_hidden(&self, x: &[f32], rows: usize, cache: &mut Cache, keep: Keep) {
         let hidden = self.layers() - 1;
         for v in [&mut cache.a, &mut cache.s, &mut cache.t] {
             v.resize_with(hidden, Vec::new);
@@ -125,8 +137,8 @@ impl<P: AsRef<[f32]>> Mlp<P> {
             let prev: &[f32] = if l == 0 { x } else { &done[l - 1] };
             let a = resize(&mut rest[0], rows * out);
             matmul(a, prev, T::N, self.weight(l), T::Y, (rows, out, inp), false);
-            let s = resize(&mut cache.s[l], rows * out);
-            let t = resize(&mut cache.t[l], rows * out);
+            let s = (keep != Keep::Values).then(|| resize(&mut cache.s[l], rows * out));
+            let t = (keep == Keep::Curvatures).then(|| resize(&mut cache.t[l], rows * out));
             activate(self.act, a, s, t, self.bias(l));
         }
     }
@@ -154,16 +166,46 @@ impl<P: AsRef<[f32]>> Mlp<P> {
 
     /// Values of the network at `rows` inputs (`rows × sizes[last]`).
     pub(crate) fn eval(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        self.forward(x, rows, &mut Cache::default())
+        let mut cache = Cache::default();
+        self.forward_hidden(x, rows, &mut cache, Keep::Values);
+        let mut out = vec![0.0; rows * self.sizes[self.layers()]];
+        self.output(x, rows, &cache, &mut out);
+        out
     }
 
     /// Values of the network at `rows` inputs, keeping in `cache` what
     /// [`Mlp::backward`] needs.
     pub(crate) fn forward(&self, x: &[f32], rows: usize, cache: &mut Cache) -> Vec<f32> {
-        self.forward_hidden(x, rows, cache);
+        self.forward_hidden(x, rows, cache, Keep::Slopes);
         let mut out = vec![0.0; rows * self.sizes[self.layers()]];
         self.output(x, rows, cache, &mut out);
         out
+    }
+
+    /// Forward and backward passes of the squared error `scale`/2·Σ(f(x) − y)²
+    /// over `rows` rows: accumulates its parameter gradient into `grad` and
+    /// returns Σ(f(x) − y)². `residual` is scratch for the output gradient.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn squared_error(
+        &self,
+        (x, y, rows): (&[f32], &[f32], usize),
+        scale: f32,
+        cache: &mut Cache,
+        scratch: &mut Scratch,
+        residual: &mut Vec<f32>,
+        grad: &mut [f32],
+    ) -> f64 {
+        self.forward_hidden(x, rows, cache, Keep::Slopes);
+        let d = resize(residual, y.len());
+        self.output(x, rows, cache, d);
+        let mut sse = 0.0;
+        for (d, y) in d.iter_mut().zip(y) {
+            let r = *d - y;
+            sse += f64::from(r) * f64::from(r);
+            *d = scale * r;
+        }
+        self.backward_value(x, rows, cache, self.layers() - 1, d, None, scratch, grad);
+        sse
     }
 
     /// Back-propagates `d_out`, the loss gradient at the outputs of the
@@ -267,23 +309,37 @@ impl<P: AsRef<[f32]>> Mlp<P> {
     }
 }
 
-/// In place: `a` holds `z − b` on entry and σ(z) on exit; `s`, `t` get σ′, σ″.
-/// Row blocks go to the thread pool.
-fn activate(act: Activation, a: &mut [f32], s: &mut [f32], t: &mut [f32], bias: &[f32]) {
+/// `v` cut into blocks of `chunk`, or `n` empty blocks without it.
+fn blocks(v: Option<&mut [f32]>, chunk: usize, n: usize) -> Vec<Option<&mut [f32]>> {
+    match v {
+        Some(v) => v.chunks_mut(chunk).map(Some).collect(),
+        None => (0..n).map(|_| None).collect(),
+    }
+}
+
+/// In place: `a` holds `z − b` on entry and σ(z) on exit; `s`, `t`, when
+/// given, get σ′, σ″. Row blocks go to the thread pool.
+fn activate(
+    act: Activation,
+    a: &mut [f32],
+    s: Option<&mut [f32]>,
+    t: Option<&mut [f32]>,
+    bias: &[f32],
+) {
     let chunk = PAR_ROWS * bias.len();
+    let n = a.len().div_ceil(chunk.max(1));
+    let s = blocks(s, chunk, n);
+    let t = blocks(t, chunk, n);
     a.par_chunks_mut(chunk)
-        .zip(s.par_chunks_mut(chunk))
-        .zip(t.par_chunks_mut(chunk))
-        .for_each(|((a, s), t)| {
+        .zip(s)
+        .zip(t)
+        .for_each(|((a, first), second)| {
             bias_act(
                 act,
                 a,
                 bias.len(),
                 Some(bias),
-                Derivatives {
-                    first: Some(s),
-                    second: Some(t),
-                },
+                Derivatives { first, second },
             )
         });
 }

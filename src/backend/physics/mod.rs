@@ -499,7 +499,7 @@ impl DynamicsNet {
 
 fn cache(mlp: &Mlp, x: &[f32], rows: usize) -> mlp::Cache {
     let mut cache = mlp::Cache::default();
-    mlp.forward_hidden(x, rows, &mut cache);
+    mlp.forward_hidden(x, rows, &mut cache, mlp::Keep::Values);
     cache
 }
 
@@ -512,27 +512,17 @@ fn direct_loss_and_grad(
     grad: &mut [f32],
     work: &mut hnn::Work,
 ) -> f32 {
-    mlp.forward_hidden(x, rows, &mut work.cache);
-    let mut dy = vec![0.0; y.len()];
-    mlp.output(x, rows, &work.cache, &mut dy);
     let scale = 2.0 / y.len() as f32;
-    let mut loss = 0.0f64;
-    for (d, y) in dy.iter_mut().zip(y) {
-        let r = *d - y;
-        loss += f64::from(r * r);
-        *d = scale * r;
-    }
-    mlp.backward_value(
-        x,
-        rows,
-        &work.cache,
-        mlp.layers() - 1,
-        &dy,
-        None,
+    let mut residual = Vec::new();
+    let sse = mlp.squared_error(
+        (x, y, rows),
+        scale,
+        &mut work.cache,
         &mut work.scratch,
+        &mut residual,
         grad,
     );
-    (loss / y.len() as f64) as f32
+    (sse / y.len() as f64) as f32
 }
 
 #[cfg(test)]

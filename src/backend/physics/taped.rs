@@ -430,6 +430,7 @@ fn value_and_slope<D: Device<f32>, T: Tape<f32, D>>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::compiled::head_tensors;
     use super::super::tests::{assert_close, richardson, values};
     use super::super::{Bracket, DynamicsNet, Init};
     use super::*;
@@ -468,7 +469,7 @@ mod tests {
             .and_then(|net| net.with_brackets(brackets))
             .unwrap();
         HeadGraph {
-            node: 1,
+            table: head_tensors(1, &net),
             net,
             mse_weight: 1.0,
             terms,
