@@ -21,6 +21,7 @@ fn graph(conv: Op, pooled: usize, params: usize) -> ModelGraph {
         inp: pooled,
         out: CLASSES,
         bias: true,
+        init: LinearInit::Uniform,
     };
     ModelGraph {
         model: "digits_bench".into(),

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use symc::lang::{ModelBuilder, Net, PortType, SpecBuilder, SymmetryKind};
-use symc::plan::{Activation, DataConfig, Strategy, TrainConfig};
+use symc::plan::{Activation, DataConfig, LinearInit, Strategy, TrainConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let params = [
@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .net(Net::Mlp {
                 hidden: vec![200, 200],
                 act: Activation::Tanh,
+                init: LinearInit::Uniform,
             })
             .train(TrainConfig {
                 steps: 2000,

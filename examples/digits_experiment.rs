@@ -39,6 +39,7 @@ fn graph(name: &str, conv: Op, pooled: usize, conv_params: usize, steps: usize) 
                     inp: pooled,
                     out: CLASSES,
                     bias: true,
+                    init: LinearInit::Uniform,
                 },
                 vec![1],
                 CLASSES,

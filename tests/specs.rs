@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use symc::group::Rep;
 use symc::lang::{ModelBuilder, Net, PortType, Severity, SpecBuilder, SymmetryKind};
-use symc::plan::{Activation, DataConfig, HeadInit, Strategy, TrainConfig};
+use symc::plan::{Activation, DataConfig, HeadInit, LinearInit, Strategy, TrainConfig};
 
 /// `path` relative to the crate root, so snapshots do not depend on the checkout.
 fn relative(path: &Path) -> PathBuf {
@@ -261,6 +261,7 @@ fn builder_and_text_give_equal_graphs() {
             .net(Net::Mlp {
                 hidden: vec![128, 128],
                 act: Activation::Tanh,
+                init: LinearInit::Uniform,
             })
             .train(train(1000, 3e-3, Some(100))),
     );
@@ -365,6 +366,7 @@ fn gradient_clipping_is_read_printed_back_and_checked() {
             .net(Net::Mlp {
                 hidden: vec![8],
                 act: Activation::Tanh,
+                init: LinearInit::Uniform,
             })
             .train(TrainConfig {
                 clip: Some(2.5),

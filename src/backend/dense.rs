@@ -246,6 +246,7 @@ fn chain(graph: &ModelGraph) -> Option<(Vec<usize>, Activation)> {
                 inp,
                 out,
                 bias: true,
+                ..
             } if !open && inp == *sizes.last()? => {
                 sizes.push(out);
                 open = true;
@@ -265,7 +266,7 @@ fn chain(graph: &ModelGraph) -> Option<(Vec<usize>, Activation)> {
 mod tests {
     use super::super::tests::{graph, mlp, regression_data};
     use super::*;
-    use crate::plan::Node;
+    use crate::plan::{LinearInit, Node};
 
     fn net(act: Activation) -> ModelGraph {
         mlp(2, &[6, 4], 3, act, Task::Regression, LossKind::Mse)
@@ -402,6 +403,7 @@ mod tests {
             inp: 6,
             out: 4,
             bias: false,
+            init: LinearInit::Uniform,
         };
         let mut mixed = plain.clone();
         mixed.nodes[4].op = Op::Activation {
@@ -434,6 +436,7 @@ mod tests {
                         inp: 2,
                         out: 1,
                         bias: true,
+                        init: LinearInit::Uniform,
                     },
                     vec![0],
                     1,

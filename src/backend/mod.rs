@@ -39,7 +39,7 @@
 //!     symmetries: vec![],
 //!     nodes: vec![
 //!         Node::new(0, Op::Input, vec![], 1, 0),
-//!         Node::new(1, Op::Linear { inp: 1, out: 1, bias: true }, vec![0], 1, 2),
+//!         Node::new(1, Op::Linear { inp: 1, out: 1, bias: true, init: LinearInit::Uniform }, vec![0], 1, 2),
 //!     ],
 //!     output: 1,
 //!     losses: vec![LossTerm { kind: LossKind::Mse, weight: 1.0 }],
@@ -202,7 +202,7 @@ impl Model {
     /// #     symmetries: vec![],
     /// #     nodes: vec![
     /// #         Node::new(0, Op::Input, vec![], 1, 0),
-    /// #         Node::new(1, Op::Linear { inp: 1, out: 1, bias: true }, vec![0], 1, 2),
+    /// #         Node::new(1, Op::Linear { inp: 1, out: 1, bias: true, init: LinearInit::Uniform }, vec![0], 1, 2),
     /// #     ],
     /// #     output: 1,
     /// #     losses: vec![LossTerm { kind: LossKind::Mse, weight: 1.0 }],

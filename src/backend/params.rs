@@ -4,7 +4,25 @@ use super::kernels::tape::{host, KernelDevice};
 use super::{BackendError, NamedTensor};
 use dfdx::prelude::*;
 use rand::rngs::StdRng;
-use rand_distr::{Distribution, Uniform};
+use rand_distr::{Distribution, Normal, Uniform};
+
+/// How a parameter's initial values are drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Draw {
+    /// U(−bound, bound), bound > 0.
+    Uniform(f32),
+    /// N(0, std²), std > 0.
+    Normal(f32),
+    /// All zeros.
+    Zero,
+}
+
+/// A bare bound is a uniform draw, as most layers start.
+impl From<f32> for Draw {
+    fn from(bound: f32) -> Self {
+        Draw::Uniform(bound)
+    }
+}
 
 /// One parameter tensor. Stored flat; `shape` is how it is named and exported.
 pub(crate) struct Param<D: KernelDevice> {
@@ -14,21 +32,28 @@ pub(crate) struct Param<D: KernelDevice> {
 }
 
 impl<D: KernelDevice> Param<D> {
-    /// A parameter drawn from U(−bound, bound) with `rng` (the model's one
-    /// seeded stream, so values depend only on the seed and the layer order).
-    /// `bound` must be positive.
+    /// A parameter drawn as `draw` says with `rng` (the model's one seeded
+    /// stream, so values depend only on the seed and the layer order).
     pub(crate) fn new(
         device: &D,
         name: String,
         shape: Vec<usize>,
-        bound: f32,
+        draw: impl Into<Draw>,
         rng: &mut StdRng,
     ) -> Result<Self, BackendError> {
         let len = shape.iter().product();
-        let values: Vec<f32> = Uniform::new(-bound, bound)
-            .sample_iter(rng)
-            .take(len)
-            .collect();
+        let values: Vec<f32> = match draw.into() {
+            Draw::Uniform(bound) => Uniform::new(-bound, bound)
+                .sample_iter(rng)
+                .take(len)
+                .collect(),
+            Draw::Normal(std) => Normal::new(0.0, std)
+                .expect("a finite positive std")
+                .sample_iter(rng)
+                .take(len)
+                .collect(),
+            Draw::Zero => vec![0.0; len],
+        };
         let tensor = device
             .try_tensor_from_vec(values, (len,))
             .map_err(BackendError::device)?;

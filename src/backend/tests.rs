@@ -1,7 +1,9 @@
 //! Tests of the public `Model` API on small graphs.
 
 use super::*;
-use crate::plan::{Activation, DataConfig, LossKind, LossTerm, Node, Op, Port, TrainConfig};
+use crate::plan::{
+    Activation, DataConfig, LinearInit, LossKind, LossTerm, Node, Op, Port, TrainConfig,
+};
 use std::collections::BTreeMap;
 
 /// A graph with the given nodes, input width and loss, everything else minimal.
@@ -72,6 +74,7 @@ pub(super) fn mlp(
                 inp: width,
                 out: h,
                 bias: true,
+                init: LinearInit::Uniform,
             },
             vec![id - 1],
             h,
@@ -278,6 +281,7 @@ fn branches_and_concatenation_get_gradients() {
                 inp: 3,
                 out: 4,
                 bias: false,
+                init: LinearInit::Uniform,
             },
             vec![0],
             4,
@@ -298,6 +302,7 @@ fn branches_and_concatenation_get_gradients() {
                 inp: 7,
                 out: 2,
                 bias: true,
+                init: LinearInit::Uniform,
             },
             vec![2, 0],
             2,

@@ -620,7 +620,8 @@ mod tests {
             crate::plan::Op::Linear {
                 inp: 8,
                 out: 1,
-                bias: true
+                bias: true,
+                init: crate::plan::LinearInit::Uniform,
             }
         );
         assert_eq!(graph.parameters, 10 * 8 + 8 + 8 + 1);

@@ -184,7 +184,12 @@ impl ModelBuilder {
     /// `net KIND(…)`.
     pub fn net(self, net: Net) -> Self {
         let args = match &net {
-            Net::Mlp { hidden, act } | Net::Graph { hidden, act } => {
+            Net::Mlp { hidden, act, init } => format!(
+                "hidden = {}, act = {}, init = {init}",
+                list(hidden),
+                activation(*act)
+            ),
+            Net::Graph { hidden, act } => {
                 format!("hidden = {}, act = {}", list(hidden), activation(*act))
             }
             Net::Emlp { channels, layers } => format!("channels = {channels}, layers = {layers}"),

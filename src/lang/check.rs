@@ -9,7 +9,9 @@ use super::diagnostic::{suggest, Diagnostic, Diagnostics, FileId, SourceMap, Spa
 use super::parser::{parse_file, ParseError};
 use super::spec::*;
 use crate::group::{Group, GroupError};
-use crate::plan::{Activation, DataConfig, HeadInit, Penalty, Strategy, Task, TrainConfig};
+use crate::plan::{
+    Activation, DataConfig, HeadInit, LinearInit, Penalty, Strategy, Task, TrainConfig,
+};
 use nalgebra::DMatrix;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -1639,13 +1641,14 @@ impl Checker<'_> {
             return None;
         };
         let keys: &[&str] = match net {
-            Net::Mlp { .. } | Net::Graph { .. } => &["hidden", "act"],
+            Net::Mlp { .. } => &["hidden", "act", "init"],
+            Net::Graph { .. } => &["hidden", "act"],
             Net::Emlp { .. } => &["channels", "layers"],
             Net::Gcnn { .. } => &["channels", "kernel"],
         };
         let map = self.args(args, keys);
         match &mut net {
-            Net::Mlp { hidden, act } | Net::Graph { hidden, act } => {
+            Net::Mlp { hidden, act, .. } | Net::Graph { hidden, act } => {
                 if let Some(v) = map.get("hidden") {
                     *hidden = self.int_list(v, "hidden")?;
                 }
@@ -1677,6 +1680,12 @@ impl Checker<'_> {
                     }
                 }
             }
+        }
+        if let (Net::Mlp { init, .. }, Some(v)) = (&mut net, map.get("init")) {
+            *init = match self.word(v, "init", &["uniform", "xavier"])? {
+                "xavier" => LinearInit::Xavier,
+                _ => LinearInit::Uniform,
+            };
         }
         Some(net)
     }
@@ -1841,6 +1850,20 @@ impl Checker<'_> {
                     span,
                     "a `learn(...)` model has no network to configure",
                     Some("remove the `net` statement".into()),
+                );
+            } else if matches!(net, Net::Mlp { init, .. } if *init != LinearInit::Uniform)
+                && matches!(
+                    base.map(|b| &b.strategy),
+                    Some(Strategy::Hamiltonian | Strategy::Lagrangian { .. })
+                )
+            {
+                self.invalid(
+                    span,
+                    "`init` draws a plain MLP's layers; a dynamics head starts its own way",
+                    Some(
+                        "remove `init`; a Lagrangian head takes `=> lagrangian(init = uniform)`"
+                            .into(),
+                    ),
                 );
             } else if net.keyword() != wanted {
                 self.invalid(

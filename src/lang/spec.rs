@@ -6,7 +6,7 @@
 
 use super::{Diagnostic, SourceMap, Span};
 use crate::group::{Group, Rep};
-use crate::plan::{Activation, DataConfig, Strategy, Task, TrainConfig};
+use crate::plan::{Activation, DataConfig, LinearInit, Strategy, Task, TrainConfig};
 
 /// A checked spec file: its groups (declared and included) and its models.
 #[derive(Debug, Clone)]
@@ -145,8 +145,12 @@ impl SymmetryKind {
 /// A checked `net` statement.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Net {
-    /// Dense layers with one activation.
-    Mlp { hidden: Vec<usize>, act: Activation },
+    /// Dense layers with one activation, their weights drawn as `init` says.
+    Mlp {
+        hidden: Vec<usize>,
+        act: Activation,
+        init: LinearInit,
+    },
     /// Equivariant MLP with `channels` hidden dimensions per layer.
     Emlp { channels: usize, layers: usize },
     /// Message passing; `hidden` sizes both the edge and the node networks.
@@ -161,7 +165,7 @@ impl Net {
     ///
     /// | kind | defaults | from |
     /// | --- | --- | --- |
-    /// | `mlp` | `hidden = [200, 200], act = tanh` | the HNN paper's baseline |
+    /// | `mlp` | `hidden = [200, 200], act = tanh, init = uniform` | the HNN paper's baseline |
     /// | `emlp` | `channels = 384, layers = 3` | the EMLP paper |
     /// | `graph` | `hidden = [128, 128], act = swish` | two layers per edge and node network |
     /// | `gcnn` | `channels = [16, 32], kernel = 3` | two 3×3 layers, enough for 8×8 images |
@@ -176,6 +180,7 @@ impl Net {
             "mlp" => Net::Mlp {
                 hidden: vec![200, 200],
                 act: Activation::Tanh,
+                init: LinearInit::Uniform,
             },
             "emlp" => Net::Emlp {
                 channels: 384,

@@ -162,6 +162,33 @@ pub enum Strategy {
     None,
 }
 
+/// How a dense layer's weights start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinearInit {
+    /// Weights and bias uniform in ±1/√fan_in (PyTorch's default).
+    #[default]
+    Uniform,
+    /// Weights normal with std √(2/(fan_in + fan_out)) (Glorot and Bengio
+    /// 2010), bias 0: what JAX and objax layers use, and so EMLP's MLP baseline.
+    Xavier,
+}
+
+impl LinearInit {
+    fn is_uniform(&self) -> bool {
+        *self == LinearInit::Uniform
+    }
+}
+
+impl std::fmt::Display for LinearInit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinearInit::Uniform => "uniform",
+            LinearInit::Xavier => "xavier",
+        })
+    }
+}
+
 /// How a Lagrangian head's weights start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -339,7 +366,13 @@ pub enum Op {
     /// The concatenation of all input ports.
     Input,
     /// Dense affine map.
-    Linear { inp: usize, out: usize, bias: bool },
+    Linear {
+        inp: usize,
+        out: usize,
+        bias: bool,
+        #[serde(default, skip_serializing_if = "LinearInit::is_uniform")]
+        init: LinearInit,
+    },
     /// Pointwise nonlinearity.
     Activation { kind: Activation },
     /// W = Σ cᵢ Bᵢ over the equivariant basis between two representations, plus a

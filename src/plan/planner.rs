@@ -148,15 +148,15 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
         }
         (
             Some((SymmetryKind::Learn { .. }, Strategy::Invariance)),
-            Some(Net::Mlp { hidden, act }),
-        ) => mlp(&mut b, input, n_in, &hidden, act, n_out),
+            Some(Net::Mlp { hidden, act, init }),
+        ) => mlp(&mut b, input, n_in, &hidden, (act, init), n_out),
         (
             Some((SymmetryKind::Learn { dim, .. }, Strategy::Latent)),
-            Some(Net::Mlp { hidden, act }),
+            Some(Net::Mlp { hidden, act, init }),
         ) => {
-            let code = mlp(&mut b, input, n_in, &hidden, act, *dim);
+            let code = mlp(&mut b, input, n_in, &hidden, (act, init), *dim);
             let mirrored: Vec<usize> = hidden.iter().rev().copied().collect();
-            mlp(&mut b, code, *dim, &mirrored, act, n_out)
+            mlp(&mut b, code, *dim, &mirrored, (act, init), n_out)
         }
         (Some((SymmetryKind::Learn { .. }, _)), _) => input,
         (Some((SymmetryKind::Group(g), strategy)), Some(Net::Emlp { channels, layers })) => {
@@ -173,7 +173,7 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
             };
             emlp(&mut b, solvers, named, model, shape, s.span)?
         }
-        (Some((SymmetryKind::Time, strategy)), Some(Net::Mlp { hidden, act })) => {
+        (Some((SymmetryKind::Time, strategy)), Some(Net::Mlp { hidden, act, .. })) => {
             let coordinates = n_in / 2;
             let params = mlp_params(n_in, &hidden, 1);
             let op = if let Strategy::Lagrangian { damping, init } = *strategy {
@@ -201,7 +201,9 @@ fn plan_model(spec: &Spec, model: &Model, solvers: &mut Solvers) -> Result<Model
             Some((SymmetryKind::Rotation(_) | SymmetryKind::Reflection, _)),
             Some(Net::Gcnn { channels, kernel }),
         ) => group_conv(&mut b, model, input, n_out, channels, kernel),
-        (None, Some(Net::Mlp { hidden, act })) => mlp(&mut b, input, n_in, &hidden, act, n_out),
+        (None, Some(Net::Mlp { hidden, act, init })) => {
+            mlp(&mut b, input, n_in, &hidden, (act, init), n_out)
+        }
         (_, net) => {
             let net = net.map_or("none", |n| n.keyword());
             return Err(PlanError::NetMismatch {
@@ -433,7 +435,7 @@ fn mlp(
     input: usize,
     n_in: usize,
     hidden: &[usize],
-    act: Activation,
+    (act, init): (Activation, LinearInit),
     n_out: usize,
 ) -> usize {
     let mut prev = (input, n_in);
@@ -443,6 +445,7 @@ fn mlp(
                 inp: prev.1,
                 out: h,
                 bias: true,
+                init,
             },
             Some(prev.0),
             h,
@@ -459,6 +462,7 @@ fn mlp(
             inp: prev.1,
             out: n_out,
             bias: true,
+            init,
         },
         Some(prev.0),
         n_out,
@@ -554,6 +558,7 @@ fn emlp(
             inp,
             out,
             bias: true,
+            init: LinearInit::Uniform,
         };
         let dense = b.push(op, Some(input), out, inp * out + out, None);
         Ok(b.sum(vec![equivariant, dense], out))
@@ -754,6 +759,7 @@ fn group_conv(
             inp: last,
             out: n_out,
             bias: true,
+            init: LinearInit::Uniform,
         },
         Some(conv),
         n_out,

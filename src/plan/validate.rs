@@ -110,7 +110,7 @@ pub fn validate(g: &ModelGraph) -> Result<Shapes, ValidationError> {
                 expect_in(0)?;
                 (Some(n_in), Some(0))
             }
-            Op::Linear { inp, out, bias } => {
+            Op::Linear { inp, out, bias, .. } => {
                 expect_in(*inp)?;
                 (Some(*out), Some(inp * out + if *bias { *out } else { 0 }))
             }
@@ -251,6 +251,7 @@ mod tests {
                         inp: 3,
                         out: 2,
                         bias: true,
+                        init: LinearInit::Uniform,
                     },
                     vec![0],
                     2,
@@ -335,6 +336,7 @@ mod tests {
             inp: 4,
             out: 2,
             bias: true,
+            init: LinearInit::Uniform,
         };
         assert_eq!(
             validate(&g),

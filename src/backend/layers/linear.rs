@@ -2,18 +2,20 @@
 
 use super::super::kernels::gemm::{add_column_sums, matmul, MatMut, MatRef};
 use super::super::kernels::tape::{custom_op, host, KernelDevice, Mat};
+use super::super::params::Draw;
 use super::super::params::Param;
 use super::super::BackendError;
 use super::activation;
 use super::jvp::ActivationJvp;
-use crate::plan::Activation;
+use crate::plan::{Activation, LinearInit};
 use dfdx::prelude::*;
 use rand::rngs::StdRng;
 
 /// y = σ(x·Wᵀ + b), W stored `out × inp` (row `o` holds the weights into output `o`).
 ///
 /// Parameters are named `n{id}.weight` (shape `[out, inp]`) and `n{id}.bias`
-/// (`[out]`). Initialised as PyTorch does: W, b ~ U(±1/√inp).
+/// (`[out]`). Initialised as the op says: by default as PyTorch does,
+/// W, b ~ U(±1/√inp).
 pub(crate) struct Linear<D: KernelDevice> {
     weight: Param<D>,
     bias: Option<Param<D>>,
@@ -26,15 +28,22 @@ impl<D: KernelDevice> Linear<D> {
     pub(crate) fn new(
         device: &D,
         node: usize,
-        (inp, out, bias): (usize, usize, bool),
+        (inp, out, bias, init): (usize, usize, bool, LinearInit),
         rng: &mut StdRng,
     ) -> Result<Self, BackendError> {
         let bound = 1.0 / (inp.max(1) as f32).sqrt();
+        let (weights, biases) = match init {
+            LinearInit::Uniform => (Draw::Uniform(bound), Draw::Uniform(bound)),
+            LinearInit::Xavier => (
+                Draw::Normal((2.0 / (inp + out).max(1) as f32).sqrt()),
+                Draw::Zero,
+            ),
+        };
         let weight = Param::new(
             device,
             format!("n{node}.weight"),
             vec![out, inp],
-            bound,
+            weights,
             rng,
         )?;
         let bias = if bias {
@@ -42,7 +51,7 @@ impl<D: KernelDevice> Linear<D> {
                 device,
                 format!("n{node}.bias"),
                 vec![out],
-                bound,
+                biases,
                 rng,
             )?)
         } else {
@@ -177,11 +186,37 @@ mod tests {
 
     fn layer(act: Option<Activation>, bias: bool) -> Linear<Cpu> {
         let mut rng = StdRng::seed_from_u64(7);
-        let mut l = Linear::new(&Cpu::seed_from_u64(0), 3, (5, 4, bias), &mut rng).unwrap();
+        let shape = (5, 4, bias, LinearInit::Uniform);
+        let mut l = Linear::new(&Cpu::seed_from_u64(0), 3, shape, &mut rng).unwrap();
         if let Some(a) = act {
             l.fuse(a);
         }
         l
+    }
+
+    /// Sample moments against the two schemes' closed forms: U(±1/√n) has
+    /// variance 1/(3n), Glorot's normal 2/(n + m) with a zero bias.
+    #[test]
+    fn both_initialisations_have_their_scales() {
+        let (inp, out) = (300, 100);
+        let moments = |init| {
+            let mut rng = StdRng::seed_from_u64(1);
+            let l = Linear::new(&Cpu::default(), 1, (inp, out, true, init), &mut rng).unwrap();
+            let [w, b] = [l.weight.values(), l.bias.unwrap().values()];
+            let var =
+                |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / v.len() as f64;
+            (
+                var(&w),
+                var(&b),
+                w.iter().all(|x| x.abs() * (inp as f32).sqrt() <= 1.0),
+            )
+        };
+        let (w, b, bounded) = moments(LinearInit::Uniform);
+        let uniform = 1.0 / (3.0 * inp as f64);
+        assert!((w / uniform - 1.0).abs() < 0.03 && (b / uniform - 1.0).abs() < 0.3 && bounded);
+        let (w, b, bounded) = moments(LinearInit::Xavier);
+        assert!((w / (2.0 / (inp + out) as f64) - 1.0).abs() < 0.03, "{w}");
+        assert!(b == 0.0 && !bounded);
     }
 
     #[test]

@@ -114,12 +114,17 @@ impl<D: KernelDevice> Layer<D> {
         };
         let layer = match &node.op {
             Op::Input => Layer::Input,
-            Op::Linear { inp, out, bias } => {
+            Op::Linear {
+                inp,
+                out,
+                bias,
+                init,
+            } => {
                 expect_input(*inp)?;
                 Layer::Linear(Linear::new(
                     cx.device,
                     node.id,
-                    (*inp, *out, *bias),
+                    (*inp, *out, *bias, *init),
                     &mut cx.rng,
                 )?)
             }

@@ -16,6 +16,7 @@ fn linear(id: usize, input: usize, inp: usize, out: usize) -> Node {
         inp,
         out,
         bias: true,
+        init: LinearInit::Uniform,
     };
     Node::new(id, op, vec![input], out, inp * out + out)
 }
