@@ -84,16 +84,17 @@ impl TensorTable {
         lr: f64,
         adam: &mut AdamW,
     ) -> Result<(), BackendError> {
-        if let Some((name, ..)) = self
-            .0
-            .iter()
-            .find(|(.., r)| !grad[r.clone()].iter().all(|g| g.is_finite()))
-        {
+        let norm = squared_norm(grad);
+        if !norm.is_finite() {
+            let bad = self
+                .0
+                .iter()
+                .find(|(.., r)| !grad[r.clone()].iter().all(|g| g.is_finite()));
             return Err(BackendError::NonFinite {
-                what: format!("gradient of `{name}`"),
+                what: format!("gradient of `{}`", bad.map_or("?", |(name, ..)| name)),
             });
         }
-        adam.begin_step(squared_norm(grad));
+        adam.begin_step(norm);
         for (i, (.., range)) in self.0.iter().enumerate() {
             adam.update(i, &mut params[range.clone()], &grad[range.clone()], lr);
         }
