@@ -19,7 +19,9 @@
 //! both against each other on the CPU); AdamW stays on the host.
 //!
 //! A graph that is one `Hamiltonian` or `Lagrangian` node runs on the
-//! [`physics`] heads instead, whose hand-derived derivatives replace the tape.
+//! [`physics`] heads instead, whose hand-derived derivatives replace the tape,
+//! and on the CPU a plain MLP on squared error runs as one fused network
+//! (`dense.rs`), which spends its step on matrix products, not on the tape.
 //!
 //! Parameter names are `n{node}.{kind}`: `n3.weight` (`[out, inp]`) and
 //! `n3.bias` (`[out]`) for a `Linear` node with id 3; `n3.weight.{j}` and
