@@ -236,6 +236,7 @@ fn chain(graph: &ModelGraph) -> Option<(Vec<usize>, Activation)> {
     let mut sizes = vec![first.out_dim];
     let mut act = None;
     let mut previous = first.id;
+    // Whether the last node is a `Linear`, which the next must activate unless it is the output.
     let mut open = false;
     for node in rest {
         if node.inputs != [previous] {
@@ -259,6 +260,7 @@ fn chain(graph: &ModelGraph) -> Option<(Vec<usize>, Activation)> {
         }
         previous = node.id;
     }
+    // A lone `Linear` has no activation; the network never applies the one named here.
     (open && previous == graph.output).then_some((sizes, act.unwrap_or(Activation::Tanh)))
 }
 
