@@ -88,6 +88,7 @@ use kernels::tape::{gradient, host, KernelDevice, Mat};
 use layers::Network;
 use loss::{Loss, Scalar};
 use physics::CompiledHead;
+use rayon::prelude::*;
 use regularizers::Regularizer;
 
 /// A compiled model: its parameters on a device, its AdamW state and its
@@ -267,7 +268,10 @@ impl Model {
         lr: f64,
     ) -> Result<LossBreakdown, BackendError> {
         let (net, adam) = (&mut self.net, &mut self.adam);
-        rayon::scope(|_| on_net!(net, net => net.train_step(batch, lr, adam)))
+        rayon::scope(|_| match net {
+            Net::Cpu(net) => net.train_step_split(batch, lr, adam),
+            net => on_net!(net, net => net.train_step(batch, lr, adam)),
+        })
     }
 
     /// The graph's losses on `batch`, without updating anything.
@@ -380,6 +384,16 @@ impl<D: KernelDevice> Layered<D> {
         lr: f64,
         adam: &mut AdamW,
     ) -> Result<LossBreakdown, BackendError> {
+        let (breakdown, gradients) = self.loss_and_gradients(batch)?;
+        self.apply(&gradients, lr, adam)?;
+        Ok(breakdown)
+    }
+
+    /// The losses on `batch` and each parameter's gradient.
+    fn loss_and_gradients(
+        &self,
+        batch: &Batch<'_>,
+    ) -> Result<(LossBreakdown, Vec<Vec<f32>>), BackendError> {
         let x = self.input(batch.x, batch.rows)?.leaky_trace();
         let pred = self.net.run(x)?;
         let (total, breakdown) = self.objective(pred, batch)?;
@@ -389,23 +403,33 @@ impl<D: KernelDevice> Layered<D> {
             });
         }
         let mut grads = total.try_backward().map_err(BackendError::device)?;
-        let mut gradients = Vec::new();
-        for p in self.net.params() {
-            let g = gradient(&mut grads, &p.handle())?;
-            if !g.iter().all(|v| v.is_finite()) {
-                return Err(BackendError::NonFinite {
-                    what: format!("gradient of `{}`", p.name()),
-                });
-            }
-            gradients.push(g);
+        let gradients = (self.net.params())
+            .map(|p| gradient(&mut grads, &p.handle()))
+            .collect::<Result<_, _>>()?;
+        Ok((breakdown, gradients))
+    }
+
+    /// One AdamW step from `gradients`, one per parameter; a non-finite one
+    /// is an error naming its parameter, and changes nothing.
+    fn apply(
+        &mut self,
+        gradients: &[Vec<f32>],
+        lr: f64,
+        adam: &mut AdamW,
+    ) -> Result<(), BackendError> {
+        let norms: Vec<f64> = gradients.iter().map(|g| squared_norm(g)).collect();
+        if let Some((p, _)) = self.net.params().zip(&norms).find(|(_, n)| !n.is_finite()) {
+            return Err(BackendError::NonFinite {
+                what: format!("gradient of `{}`", p.name()),
+            });
         }
-        adam.begin_step(gradients.iter().map(|g| squared_norm(g)).sum());
-        for (i, (p, g)) in self.net.params_mut().zip(&gradients).enumerate() {
+        adam.begin_step(norms.iter().sum());
+        for (i, (p, g)) in self.net.params_mut().zip(gradients).enumerate() {
             let mut theta = p.values();
             adam.update(i, &mut theta, g, lr);
             p.set(&theta);
         }
-        Ok(breakdown)
+        Ok(())
     }
 
     fn evaluate(&self, batch: &Batch<'_>) -> Result<LossBreakdown, BackendError> {
@@ -516,6 +540,67 @@ impl<D: KernelDevice> Layered<D> {
                 terms,
             },
         ))
+    }
+}
+
+/// Batches of at least this many rows run as two halves on the CPU.
+const SPLIT_ROWS: usize = 256;
+
+impl Layered<Cpu> {
+    /// [`Layered::train_step`], with a batch of [`SPLIT_ROWS`] rows or more
+    /// run as two halves, one per thread, each on its own tape: their losses
+    /// and gradients, weighted by their shares of the rows, are the whole
+    /// batch's, since every loss term is a mean over rows and no layer mixes
+    /// rows. Regularisers (some draw random group elements as they go) keep
+    /// the whole batch. The split depends only on the batch size, so a step
+    /// gives the same bits on any number of threads.
+    fn train_step_split(
+        &mut self,
+        batch: &Batch<'_>,
+        lr: f64,
+        adam: &mut AdamW,
+    ) -> Result<LossBreakdown, BackendError> {
+        let rows = batch.rows;
+        if rows < SPLIT_ROWS || !self.regularizers.is_empty() || batch.y.len() % rows != 0 {
+            return self.train_step(batch, lr, adam);
+        }
+        let cut = rows / 2;
+        let (inp, out) = (batch.x.len() / rows, batch.y.len() / rows);
+        let (x0, x1) = batch.x.split_at(cut * inp);
+        let (y0, y1) = batch.y.split_at(cut * out);
+        let halves = [
+            Batch {
+                x: x0,
+                y: y0,
+                rows: cut,
+            },
+            Batch {
+                x: x1,
+                y: y1,
+                rows: rows - cut,
+            },
+        ];
+        let this = &*self;
+        let (first, second) = rayon::join(
+            || this.loss_and_gradients(&halves[0]),
+            || this.loss_and_gradients(&halves[1]),
+        );
+        let ((l0, mut g0), (l1, g1)) = (first?, second?);
+        let (w0, w1) = (cut as f64 / rows as f64, (rows - cut) as f64 / rows as f64);
+        for (a, b) in g0.iter_mut().zip(&g1) {
+            let (w0, w1) = (w0 as f32, w1 as f32);
+            a.par_iter_mut()
+                .zip(b)
+                .for_each(|(a, b)| *a = w0 * *a + w1 * b);
+        }
+        let breakdown = LossBreakdown {
+            total: w0 * l0.total + w1 * l1.total,
+            terms: (l0.terms.into_iter().zip(l1.terms))
+                .map(|((name, a), (_, b))| (name, w0 * a + w1 * b))
+                .collect(),
+        };
+        self.apply(&g0, lr, adam)?;
+        Ok(breakdown)
     }
 }
 

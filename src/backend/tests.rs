@@ -563,6 +563,47 @@ fn an_emlp_trains_bit_identically() {
     assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
 }
 
+/// A batch of 300 rows split in halves gives the whole batch's losses and,
+/// to rounding, its step; and the same bits on 1, 2 or 3 threads.
+#[test]
+fn a_split_step_is_the_whole_batch_step_on_any_number_of_threads() {
+    let g = emlp_graph();
+    let rows = 300;
+    let x = super::layers::testing::random_matrix(rows, 12, 24);
+    let y = super::layers::testing::random_matrix(rows, 1, 25);
+    let batch = Batch { x: &x, y: &y, rows };
+    let fresh = || {
+        let layered = Layered::new(&g, Cpu::seed_from_u64(6), 6).unwrap();
+        let adam = AdamW::new(layered.tensor_lengths(), 0.0, None);
+        (layered, adam)
+    };
+    let (mut whole, mut adam) = fresh();
+    let expected = whole.train_step(&batch, 1e-3, &mut adam).unwrap();
+    let split = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let (mut layered, mut adam) = fresh();
+            let losses = layered.train_step_split(&batch, 1e-3, &mut adam).unwrap();
+            (losses, layered.named_parameters())
+        })
+    };
+    let (losses, params) = split(2);
+    assert!((losses.total - expected.total).abs() < 1e-6 * expected.total);
+    for (a, b) in params.iter().zip(whole.named_parameters()) {
+        for (u, v) in a.data.iter().zip(&b.data) {
+            assert!((u - v).abs() < 1e-6, "{}: {u} vs {v}", a.name);
+        }
+    }
+    for threads in [1, 3] {
+        let (other, other_params) = split(threads);
+        assert_eq!(other.total.to_bits(), losses.total.to_bits());
+        assert_eq!(other_params, params);
+    }
+}
+
 /// The first model of the spec at `path` (relative to the crate root).
 fn spec_graph(path: &str) -> ModelGraph {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
