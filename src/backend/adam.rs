@@ -89,18 +89,20 @@ impl AdamW {
     }
 }
 
-/// Entries per parallel block of an update: a block is worth a thread's wake-up.
-const PAR_LEN: usize = 1 << 15;
+/// Entries per parallel block of an elementwise pass over parameters or
+/// gradients: a block is worth a thread's wake-up.
+pub(crate) const PAR_LEN: usize = 1 << 15;
 
 /// The sum of the squared entries of a gradient buffer, in f64: infinite or
 /// NaN exactly when an entry is (an f32's square cannot overflow an f64).
 /// Blocks are summed in parallel and then in order, so the bits do not
 /// depend on the number of threads.
 pub(crate) fn squared_norm(g: &[f32]) -> f64 {
-    let blocks: Vec<f64> = g
-        .par_chunks(PAR_LEN)
-        .map(|b| b.iter().map(|&v| f64::from(v) * f64::from(v)).sum())
-        .collect();
+    let block = |b: &[f32]| -> f64 { b.iter().map(|&v| f64::from(v) * f64::from(v)).sum() };
+    if g.len() <= PAR_LEN {
+        return block(g);
+    }
+    let blocks: Vec<f64> = g.par_chunks(PAR_LEN).map(block).collect();
     blocks.iter().sum()
 }
 

@@ -16,16 +16,10 @@
 
 use super::flat::TensorTable;
 use super::physics::{zeroed, Mlp, MlpCache, MlpScratch};
-use super::{AdamW, BackendError, Batch, Layered, LossBreakdown, NamedTensor};
+use super::{AdamW, BackendError, Batch, Layered, LossBreakdown, NamedTensor, PAR_LEN, SPLIT_ROWS};
 use crate::plan::{Activation, LossKind, ModelGraph, Op, Task};
 use dfdx::prelude::*;
 use rayon::prelude::*;
-
-/// Batches of at least this many rows are split in two halves.
-const SPLIT_ROWS: usize = 256;
-
-/// Entries per parallel block when the halves' gradients are added.
-const SUM_LEN: usize = 1 << 15;
 
 /// The fused network with its loss weights and step buffers.
 #[derive(Debug)]
@@ -186,9 +180,9 @@ impl DenseChain {
                 || first.run(mlp, x0, y0, cut, weight, count),
                 || second.run(mlp, x1, y1, rows - cut, weight, count),
             );
-            (self.grad.par_chunks_mut(SUM_LEN))
-                .zip(first.grad.par_chunks(SUM_LEN))
-                .zip(second.grad.par_chunks(SUM_LEN))
+            (self.grad.par_chunks_mut(PAR_LEN))
+                .zip(first.grad.par_chunks(PAR_LEN))
+                .zip(second.grad.par_chunks(PAR_LEN))
                 .for_each(|((g, a), b)| {
                     (g.iter_mut().zip(a).zip(b)).for_each(|((g, a), b)| *g = a + b)
                 });

@@ -74,7 +74,7 @@ mod params;
 pub mod physics;
 mod regularizers;
 
-pub(crate) use adam::{squared_norm, AdamW};
+pub(crate) use adam::{squared_norm, AdamW, PAR_LEN};
 pub use device::DeviceKind;
 pub use error::BackendError;
 /// The dense network of the physics heads, for methods outside the backend
@@ -268,6 +268,9 @@ impl Model {
         lr: f64,
     ) -> Result<LossBreakdown, BackendError> {
         let (net, adam) = (&mut self.net, &mut self.adam);
+        // The scope spawns nothing: it moves the step onto a pool thread, so
+        // that the products and blocks the step hands to rayon start at once
+        // instead of waiting for a sleeping pool to wake.
         rayon::scope(|_| match net {
             Net::Cpu(net) => net.train_step_split(batch, lr, adam),
             net => on_net!(net, net => net.train_step(batch, lr, adam)),
@@ -543,8 +546,9 @@ impl<D: KernelDevice> Layered<D> {
     }
 }
 
-/// Batches of at least this many rows run as two halves on the CPU.
-const SPLIT_ROWS: usize = 256;
+/// Batches of at least this many rows run as two halves on the CPU, one
+/// per thread: below it a half's products are too small to keep a thread busy.
+pub(crate) const SPLIT_ROWS: usize = 256;
 
 impl Layered<Cpu> {
     /// [`Layered::train_step`], with a batch of [`SPLIT_ROWS`] rows or more
@@ -585,13 +589,16 @@ impl Layered<Cpu> {
             || this.loss_and_gradients(&halves[0]),
             || this.loss_and_gradients(&halves[1]),
         );
-        let ((l0, mut g0), (l1, g1)) = (first?, second?);
+        // A half's error would name the half's sizes and rows: the whole batch names its own.
+        let (Ok((l0, mut g0)), Ok((l1, g1))) = (first, second) else {
+            return self.train_step(batch, lr, adam);
+        };
         let (w0, w1) = (cut as f64 / rows as f64, (rows - cut) as f64 / rows as f64);
         for (a, b) in g0.iter_mut().zip(&g1) {
             let (w0, w1) = (w0 as f32, w1 as f32);
-            a.par_iter_mut()
-                .zip(b)
-                .for_each(|(a, b)| *a = w0 * *a + w1 * b);
+            (a.par_chunks_mut(PAR_LEN))
+                .zip(b.par_chunks(PAR_LEN))
+                .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a = w0 * *a + w1 * b));
         }
         let breakdown = LossBreakdown {
             total: w0 * l0.total + w1 * l1.total,

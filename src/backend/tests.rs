@@ -604,6 +604,52 @@ fn a_split_step_is_the_whole_batch_step_on_any_number_of_threads() {
     }
 }
 
+/// A classifier's split step: one class index per row, halves weighted by rows.
+#[test]
+fn a_split_classifier_step_is_the_whole_batch_step() {
+    let g = mlp(
+        2,
+        &[16],
+        3,
+        Activation::Tanh,
+        Task::Classification { classes: 3 },
+        LossKind::CrossEntropy,
+    );
+    let rows = 301;
+    let (x, _) = regression_data(rows);
+    let y: Vec<f32> = (0..rows).map(|r| (r % 3) as f32).collect();
+    let batch = Batch { x: &x, y: &y, rows };
+    let fresh = || {
+        let layered = Layered::new(&g, Cpu::seed_from_u64(2), 2).unwrap();
+        let adam = AdamW::new(layered.tensor_lengths(), 0.0, None);
+        (layered, adam)
+    };
+    let (mut whole, mut adam) = fresh();
+    let expected = whole.train_step(&batch, 1e-3, &mut adam).unwrap();
+    let (mut split, mut adam) = fresh();
+    let losses = split.train_step_split(&batch, 1e-3, &mut adam).unwrap();
+    assert!((losses.total - expected.total).abs() < 1e-6 * expected.total);
+    for (a, b) in split
+        .named_parameters()
+        .iter()
+        .zip(whole.named_parameters())
+    {
+        for (u, v) in a.data.iter().zip(&b.data) {
+            assert!((u - v).abs() < 1e-6, "{}: {u} vs {v}", a.name);
+        }
+    }
+    // A bad label is reported by its row in the whole batch.
+    let mut bad = y.clone();
+    bad[290] = 7.0;
+    let batch = Batch {
+        x: &x,
+        y: &bad,
+        rows,
+    };
+    let err = split.train_step_split(&batch, 1e-3, &mut adam).unwrap_err();
+    assert!(err.to_string().contains("290"), "{err}");
+}
+
 /// The first model of the spec at `path` (relative to the crate root).
 fn spec_graph(path: &str) -> ModelGraph {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

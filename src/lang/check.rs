@@ -1857,13 +1857,16 @@ impl Checker<'_> {
                     Some(Strategy::Hamiltonian | Strategy::Lagrangian { .. })
                 )
             {
+                let help = match base.map(|b| &b.strategy) {
+                    Some(Strategy::Lagrangian { .. }) => {
+                        "remove `init`; a Lagrangian head takes `=> lagrangian(init = lnn | uniform)`"
+                    }
+                    _ => "remove `init`; a Hamiltonian head starts uniform in ±1/√fan_in",
+                };
                 self.invalid(
                     span,
                     "`init` draws a plain MLP's layers; a dynamics head starts its own way",
-                    Some(
-                        "remove `init`; a Lagrangian head takes `=> lagrangian(init = uniform)`"
-                            .into(),
-                    ),
+                    Some(help.into()),
                 );
             } else if net.keyword() != wanted {
                 self.invalid(

@@ -53,6 +53,16 @@ pub(crate) enum Keep {
     Curvatures,
 }
 
+/// `v` resized to `n` when `wanted`, else emptied.
+fn kept(v: &mut Vec<f32>, wanted: bool, n: usize) -> Option<&mut [f32]> {
+    if wanted {
+        Some(resize(v, n))
+    } else {
+        v.clear();
+        None
+    }
+}
+
 /// Resizes a buffer without caring about its contents.
 pub(crate) fn resize(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     v.resize(n, 0.0);
@@ -137,8 +147,9 @@ impl<P: AsRef<[f32]>> Mlp<P> {
             let prev: &[f32] = if l == 0 { x } else { &done[l - 1] };
             let a = resize(&mut rest[0], rows * out);
             matmul(a, prev, T::N, self.weight(l), T::Y, (rows, out, inp), false);
-            let s = (keep != Keep::Values).then(|| resize(&mut cache.s[l], rows * out));
-            let t = (keep == Keep::Curvatures).then(|| resize(&mut cache.t[l], rows * out));
+            // A derivative not kept is emptied, so that no later pass reads a stale one.
+            let s = kept(&mut cache.s[l], keep != Keep::Values, rows * out);
+            let t = kept(&mut cache.t[l], keep == Keep::Curvatures, rows * out);
             activate(self.act, a, s, t, self.bias(l));
         }
     }
@@ -292,6 +303,11 @@ impl<P: AsRef<[f32]>> Mlp<P> {
             let da = resize(&mut scratch.da, rows * inp);
             matmul(da, dz, T::N, self.weight(l), T::N, (rows, inp, out), false);
             let s = &cache.s[l - 1];
+            assert_eq!(
+                s.len(),
+                da.len(),
+                "back-propagation needs a forward pass that kept σ′"
+            );
             let chunk = PAR_ROWS * inp;
             match extra {
                 Some(extra) => (da.par_chunks_mut(chunk))
