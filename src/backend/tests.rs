@@ -563,6 +563,45 @@ fn an_emlp_trains_bit_identically() {
     assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
 }
 
+/// A fresh layered runner of `g` with its AdamW state.
+fn fresh_layered(g: &ModelGraph, seed: u64) -> (Layered<Cpu>, AdamW) {
+    let layered = Layered::new(g, Cpu::seed_from_u64(seed), seed).unwrap();
+    let adam = AdamW::new(layered.tensor_lengths(), 0.0, None);
+    (layered, adam)
+}
+
+/// Takes one split step of a fresh runner of `g` on `threads` threads,
+/// checks its losses and parameters against the whole batch's step, and
+/// returns the losses and the runner.
+fn split_step_against_whole(
+    g: &ModelGraph,
+    batch: &Batch<'_>,
+    threads: usize,
+) -> (LossBreakdown, Layered<Cpu>, AdamW) {
+    let (mut whole, mut adam) = fresh_layered(g, 6);
+    let expected = whole.train_step(batch, 1e-3, &mut adam).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    let (losses, split, adam) = pool.install(|| {
+        let (mut split, mut adam) = fresh_layered(g, 6);
+        let losses = split.train_step_split(batch, 1e-3, &mut adam).unwrap();
+        (losses, split, adam)
+    });
+    assert!((losses.total - expected.total).abs() < 1e-6 * expected.total);
+    for (a, b) in split
+        .named_parameters()
+        .iter()
+        .zip(whole.named_parameters())
+    {
+        for (u, v) in a.data.iter().zip(&b.data) {
+            assert!((u - v).abs() < 1e-6, "{}: {u} vs {v}", a.name);
+        }
+    }
+    (losses, split, adam)
+}
+
 /// A batch of 300 rows split in halves gives the whole batch's losses and,
 /// to rounding, its step; and the same bits on 1, 2 or 3 threads.
 #[test]
@@ -572,39 +611,16 @@ fn a_split_step_is_the_whole_batch_step_on_any_number_of_threads() {
     let x = super::layers::testing::random_matrix(rows, 12, 24);
     let y = super::layers::testing::random_matrix(rows, 1, 25);
     let batch = Batch { x: &x, y: &y, rows };
-    let fresh = || {
-        let layered = Layered::new(&g, Cpu::seed_from_u64(6), 6).unwrap();
-        let adam = AdamW::new(layered.tensor_lengths(), 0.0, None);
-        (layered, adam)
-    };
-    let (mut whole, mut adam) = fresh();
-    let expected = whole.train_step(&batch, 1e-3, &mut adam).unwrap();
-    let split = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let (mut layered, mut adam) = fresh();
-            let losses = layered.train_step_split(&batch, 1e-3, &mut adam).unwrap();
-            (losses, layered.named_parameters())
-        })
-    };
-    let (losses, params) = split(2);
-    assert!((losses.total - expected.total).abs() < 1e-6 * expected.total);
-    for (a, b) in params.iter().zip(whole.named_parameters()) {
-        for (u, v) in a.data.iter().zip(&b.data) {
-            assert!((u - v).abs() < 1e-6, "{}: {u} vs {v}", a.name);
-        }
-    }
+    let (losses, split, _) = split_step_against_whole(&g, &batch, 2);
     for threads in [1, 3] {
-        let (other, other_params) = split(threads);
+        let (other, other_split, _) = split_step_against_whole(&g, &batch, threads);
         assert_eq!(other.total.to_bits(), losses.total.to_bits());
-        assert_eq!(other_params, params);
+        assert_eq!(other_split.named_parameters(), split.named_parameters());
     }
 }
 
-/// A classifier's split step: one class index per row, halves weighted by rows.
+/// A classifier's split step: one class index per row, halves weighted by
+/// rows; a bad label is reported by its row in the whole batch.
 #[test]
 fn a_split_classifier_step_is_the_whole_batch_step() {
     let g = mlp(
@@ -619,26 +635,7 @@ fn a_split_classifier_step_is_the_whole_batch_step() {
     let (x, _) = regression_data(rows);
     let y: Vec<f32> = (0..rows).map(|r| (r % 3) as f32).collect();
     let batch = Batch { x: &x, y: &y, rows };
-    let fresh = || {
-        let layered = Layered::new(&g, Cpu::seed_from_u64(2), 2).unwrap();
-        let adam = AdamW::new(layered.tensor_lengths(), 0.0, None);
-        (layered, adam)
-    };
-    let (mut whole, mut adam) = fresh();
-    let expected = whole.train_step(&batch, 1e-3, &mut adam).unwrap();
-    let (mut split, mut adam) = fresh();
-    let losses = split.train_step_split(&batch, 1e-3, &mut adam).unwrap();
-    assert!((losses.total - expected.total).abs() < 1e-6 * expected.total);
-    for (a, b) in split
-        .named_parameters()
-        .iter()
-        .zip(whole.named_parameters())
-    {
-        for (u, v) in a.data.iter().zip(&b.data) {
-            assert!((u - v).abs() < 1e-6, "{}: {u} vs {v}", a.name);
-        }
-    }
-    // A bad label is reported by its row in the whole batch.
+    let (_, mut split, mut adam) = split_step_against_whole(&g, &batch, 2);
     let mut bad = y.clone();
     bad[290] = 7.0;
     let batch = Batch {
