@@ -152,7 +152,7 @@ impl DenseChain {
         let sse: f64 = pred
             .iter()
             .zip(batch.y)
-            .map(|(p, y)| f64::from(p - y).powi(2))
+            .map(|(p, y)| f64::from((p - y) * (p - y)))
             .sum();
         Ok(self.breakdown(sse / pred.len() as f64))
     }

@@ -212,7 +212,9 @@ impl<P: AsRef<[f32]>> Mlp<P> {
         let mut sse = 0.0;
         for (d, y) in d.iter_mut().zip(y) {
             let r = *d - y;
-            sse += f64::from(r) * f64::from(r);
+            // Squared in f32, as the layered runner's loss is: a residual whose
+            // square overflows makes the loss infinite, and the error says so.
+            sse += f64::from(r * r);
             *d = scale * r;
         }
         self.backward_value(x, rows, cache, self.layers() - 1, d, None, scratch, grad);
