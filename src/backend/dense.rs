@@ -42,17 +42,10 @@ struct Half {
 }
 
 impl Half {
-    /// Forward and backward on `rows` rows for a loss `weight`·Σ(f − y)² / `count`;
-    /// returns Σ(f − y)² over these rows.
-    fn run(
-        &mut self,
-        mlp: &Mlp,
-        x: &[f32],
-        y: &[f32],
-        rows: usize,
-        weight: f32,
-        count: usize,
-    ) -> f64 {
+    /// Forward and backward on `batch` for a loss `weight`·Σ(f − y)² / `count`;
+    /// returns Σ(f − y)² over its rows.
+    fn run(&mut self, mlp: &Mlp, batch: &Batch<'_>, weight: f32, count: usize) -> f64 {
+        let Batch { x, y, rows } = *batch;
         let grad = zeroed(&mut self.grad, mlp.params.len());
         let scale = 2.0 * weight / count as f32;
         mlp.squared_error(
@@ -167,18 +160,17 @@ impl DenseChain {
     ) -> Result<LossBreakdown, BackendError> {
         let Batch { x, y, rows } = *batch;
         self.check(x, Some(y), rows)?;
-        let (inp, out) = (self.mlp.sizes[0], self.out_dim());
+        let out = self.out_dim();
         let weight = self.weights.iter().sum::<f64>() as f32;
         let count = rows * out;
         let mlp = &self.mlp;
         let [first, second] = &mut self.halves;
         let sse = if rows >= SPLIT_ROWS {
-            let cut = rows / 2;
-            let (x0, x1) = x.split_at(cut * inp);
-            let (y0, y1) = y.split_at(cut * out);
+            // Each half divides by the whole batch's count, so their gradients add up unweighted.
+            let [(b0, _), (b1, _)] = batch.halves();
             let (a, b) = rayon::join(
-                || first.run(mlp, x0, y0, cut, weight, count),
-                || second.run(mlp, x1, y1, rows - cut, weight, count),
+                || first.run(mlp, &b0, weight, count),
+                || second.run(mlp, &b1, weight, count),
             );
             (self.grad.par_chunks_mut(PAR_LEN))
                 .zip(first.grad.par_chunks(PAR_LEN))
@@ -188,7 +180,7 @@ impl DenseChain {
                 });
             a + b
         } else {
-            let sse = first.run(mlp, x, y, rows, weight, count);
+            let sse = first.run(mlp, batch, weight, count);
             self.grad.copy_from_slice(&first.grad);
             sse
         };
@@ -339,11 +331,10 @@ mod tests {
         let (x, y) = data(rows);
         let mut chain = DenseChain::from_graph(&g, 2).unwrap().unwrap();
         let mut adam = AdamW::new(chain.tensor_lengths(), 0.0, None);
-        let split = chain
-            .train_step(&Batch { x: &x, y: &y, rows }, 0.0, &mut adam)
-            .unwrap();
+        let batch = Batch { x: &x, y: &y, rows };
+        let split = chain.train_step(&batch, 0.0, &mut adam).unwrap();
         let mut whole = Half::default();
-        let sse = whole.run(&chain.mlp, &x, &y, rows, 1.0, rows * 3);
+        let sse = whole.run(&chain.mlp, &batch, 1.0, rows * 3);
         assert!((split.total - sse / (rows * 3) as f64).abs() < 1e-9 * split.total);
         for (a, b) in chain.grad.iter().zip(&whole.grad) {
             assert!((a - b).abs() <= 1e-6 * (1e-3 + b.abs()), "{a} vs {b}");

@@ -160,6 +160,37 @@ pub struct Batch<'a> {
     pub rows: usize,
 }
 
+impl<'a> Batch<'a> {
+    /// The batch cut after its first `rows / 2` rows, each half with its
+    /// share of the rows: the weight that makes the halves' means add up to
+    /// the whole batch's mean. `x` and `y` must hold the same whole number
+    /// of values per row.
+    pub(crate) fn halves(&self) -> [(Batch<'a>, f64); 2] {
+        let (rows, cut) = (self.rows, self.rows / 2);
+        let (x0, x1) = self.x.split_at(cut * (self.x.len() / rows));
+        let (y0, y1) = self.y.split_at(cut * (self.y.len() / rows));
+        let share = |n: usize| n as f64 / rows as f64;
+        [
+            (
+                Batch {
+                    x: x0,
+                    y: y0,
+                    rows: cut,
+                },
+                share(cut),
+            ),
+            (
+                Batch {
+                    x: x1,
+                    y: y1,
+                    rows: rows - cut,
+                },
+                share(rows - cut),
+            ),
+        ]
+    }
+}
+
 /// Values of the loss terms: one entry per graph loss term, weighted, named by
 /// kind (`mse`, `cross_entropy`), and their sum.
 #[derive(Debug, Clone, PartialEq)]
@@ -568,32 +599,16 @@ impl Layered<Cpu> {
         if rows < SPLIT_ROWS || !self.regularizers.is_empty() || batch.y.len() % rows != 0 {
             return self.train_step(batch, lr, adam);
         }
-        let cut = rows / 2;
-        let (inp, out) = (batch.x.len() / rows, batch.y.len() / rows);
-        let (x0, x1) = batch.x.split_at(cut * inp);
-        let (y0, y1) = batch.y.split_at(cut * out);
-        let halves = [
-            Batch {
-                x: x0,
-                y: y0,
-                rows: cut,
-            },
-            Batch {
-                x: x1,
-                y: y1,
-                rows: rows - cut,
-            },
-        ];
+        let [(b0, w0), (b1, w1)] = batch.halves();
         let this = &*self;
         let (first, second) = rayon::join(
-            || this.loss_and_gradients(&halves[0]),
-            || this.loss_and_gradients(&halves[1]),
+            || this.loss_and_gradients(&b0),
+            || this.loss_and_gradients(&b1),
         );
         // A half's error would name the half's sizes and rows: the whole batch names its own.
         let (Ok((l0, mut g0)), Ok((l1, g1))) = (first, second) else {
             return self.train_step(batch, lr, adam);
         };
-        let (w0, w1) = (cut as f64 / rows as f64, (rows - cut) as f64 / rows as f64);
         for (a, b) in g0.iter_mut().zip(&g1) {
             let (w0, w1) = (w0 as f32, w1 as f32);
             (a.par_chunks_mut(PAR_LEN))

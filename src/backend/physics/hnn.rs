@@ -13,6 +13,7 @@
 use super::linalg::{matmul, T};
 use super::mlp::{resize, zeroed, Cache, Keep, Mlp, Scratch, PAR_ROWS};
 use super::Objective;
+use crate::backend::Batch;
 use rayon::prelude::*;
 
 /// Buffers reused across steps.
@@ -209,16 +210,14 @@ pub(crate) fn loss_and_grad_split<P: AsRef<[f32]> + Sync>(
     if rows < SPLIT_ROWS {
         return loss_and_grad(mlp, n, x, y, rows, brackets, grad, &mut halves.work[0]);
     }
-    let (d, top) = (2 * n, rows / 2);
-    let ((x0, x1), (y0, y1)) = (x.split_at(top * d), y.split_at(top * d));
+    let [(h0, a), (h1, b)] = Batch { x, y, rows }.halves();
     let [w0, w1] = &mut halves.work;
     let [g0, g1] = &mut halves.grad;
     let (g0, g1) = (zeroed(g0, grad.len()), zeroed(g1, grad.len()));
     let (t0, t1) = rayon::join(
-        || loss_and_grad(mlp, n, x0, y0, top, brackets, g0, w0),
-        || loss_and_grad(mlp, n, x1, y1, rows - top, brackets, g1, w1),
+        || loss_and_grad(mlp, n, h0.x, h0.y, h0.rows, brackets, g0, w0),
+        || loss_and_grad(mlp, n, h1.x, h1.y, h1.rows, brackets, g1, w1),
     );
-    let (a, b) = (top as f64 / rows as f64, (rows - top) as f64 / rows as f64);
     let (af, bf) = (a as f32, b as f32);
     grad.iter_mut()
         .zip(g0.iter().zip(g1.iter()))
