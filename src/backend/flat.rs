@@ -3,6 +3,7 @@
 //! fused dense chain) share for exporting, loading and stepping their weights.
 
 use super::adam::{squared_norm, AdamW};
+use super::params::match_tensors;
 use super::{BackendError, NamedTensor};
 use std::ops::Range;
 
@@ -40,38 +41,14 @@ impl TensorTable {
         params: &mut [f32],
         tensors: &[NamedTensor],
     ) -> Result<(), BackendError> {
-        let mut staged = params.to_vec();
-        let mut seen = vec![false; self.0.len()];
-        let problem = |name: &str, problem: &str| BackendError::Parameter {
-            name: name.into(),
-            problem: problem.into(),
-        };
-        for t in tensors {
-            let i = self
-                .0
-                .iter()
-                .position(|(name, ..)| *name == t.name)
-                .ok_or_else(|| problem(&t.name, "the model has no parameter of this name"))?;
-            let (_, shape, range) = &self.0[i];
-            if std::mem::replace(&mut seen[i], true) {
-                return Err(problem(&t.name, "given twice"));
-            }
-            if t.shape != *shape || t.data.len() != range.len() {
-                return Err(problem(
-                    &t.name,
-                    &format!(
-                        "shape {:?} with {} values does not match the model's {shape:?}",
-                        t.shape,
-                        t.data.len()
-                    ),
-                ));
-            }
-            staged[range.clone()].copy_from_slice(&t.data);
+        let names = self
+            .0
+            .iter()
+            .map(|(name, shape, _)| (name.as_str(), shape.as_slice()));
+        let matched = match_tensors(names, tensors)?;
+        for ((.., range), t) in self.0.iter().zip(matched) {
+            params[range.clone()].copy_from_slice(&t.data);
         }
-        if let Some(i) = seen.iter().position(|s| !s) {
-            return Err(problem(&self.0[i].0, "missing from the loaded tensors"));
-        }
-        params.copy_from_slice(&staged);
         Ok(())
     }
 

@@ -476,33 +476,9 @@ impl<D: KernelDevice> Layered<D> {
     }
 
     fn load_parameters(&mut self, tensors: &[NamedTensor]) -> Result<(), BackendError> {
-        let net = &mut self.net;
-        let mut found: Vec<Option<&NamedTensor>> = vec![None; net.params().count()];
-        for t in tensors {
-            let index = net.params().position(|p| p.name() == t.name);
-            let slot = index
-                .map(|i| &mut found[i])
-                .ok_or_else(|| BackendError::Parameter {
-                    name: t.name.clone(),
-                    problem: "the model has no parameter of this name".into(),
-                })?;
-            if slot.replace(t).is_some() {
-                return Err(BackendError::Parameter {
-                    name: t.name.clone(),
-                    problem: "given twice".into(),
-                });
-            }
-        }
-        let mut staged = Vec::with_capacity(found.len());
-        for (p, t) in net.params().zip(&found) {
-            let t = t.ok_or_else(|| BackendError::Parameter {
-                name: p.name().into(),
-                problem: "missing from the loaded tensors".into(),
-            })?;
-            p.check(t)?;
-            staged.push(t);
-        }
-        for (p, t) in net.params_mut().zip(staged) {
+        let staged =
+            params::match_tensors(self.net.params().map(|p| (p.name(), p.shape())), tensors)?;
+        for (p, t) in self.net.params_mut().zip(staged) {
             p.set(&t.data);
         }
         Ok(())

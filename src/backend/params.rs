@@ -68,6 +68,10 @@ impl<D: KernelDevice> Param<D> {
         &self.name
     }
 
+    pub(crate) fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.tensor.shape().0
     }
@@ -101,29 +105,107 @@ impl<D: KernelDevice> Param<D> {
             data: self.values(),
         }
     }
+}
 
-    /// Whether `t` fits this parameter (shape and length).
-    pub(crate) fn check(&self, t: &NamedTensor) -> Result<(), BackendError> {
-        let problem = if t.shape != self.shape {
-            Some(format!(
-                "shape {:?} does not match the model's {:?}",
-                t.shape, self.shape
-            ))
-        } else if t.data.len() != self.len() {
-            Some(format!(
-                "{} values for {} entries",
-                t.data.len(),
-                self.len()
-            ))
-        } else {
-            None
-        };
-        match problem {
-            Some(problem) => Err(BackendError::Parameter {
-                name: t.name.clone(),
-                problem,
-            }),
-            None => Ok(()),
+/// Pairs each of a model's parameters, given as `(name, shape)` in the model's
+/// order, with the one tensor of `tensors` that names it and has its shape.
+/// Every parameter must be named exactly once, and no other name may appear.
+pub(crate) fn match_tensors<'t, 'n>(
+    params: impl Iterator<Item = (&'n str, &'n [usize])>,
+    tensors: &'t [NamedTensor],
+) -> Result<Vec<&'t NamedTensor>, BackendError> {
+    let problem = |name: &str, problem: String| BackendError::Parameter {
+        name: name.into(),
+        problem,
+    };
+    let params: Vec<(&str, &[usize])> = params.collect();
+    let mut found: Vec<Option<&NamedTensor>> = vec![None; params.len()];
+    for t in tensors {
+        let i = params
+            .iter()
+            .position(|(name, _)| *name == t.name)
+            .ok_or_else(|| problem(&t.name, "the model has no parameter of this name".into()))?;
+        if found[i].replace(t).is_some() {
+            return Err(problem(&t.name, "given twice".into()));
+        }
+    }
+    params
+        .iter()
+        .zip(found)
+        .map(|(&(name, shape), t)| {
+            let t = t.ok_or_else(|| problem(name, "missing from the loaded tensors".into()))?;
+            let len: usize = shape.iter().product();
+            if t.shape != shape {
+                Err(problem(
+                    name,
+                    format!("shape {:?} does not match the model's {shape:?}", t.shape),
+                ))
+            } else if t.data.len() != len {
+                Err(problem(
+                    name,
+                    format!("{} values for {len} entries", t.data.len()),
+                ))
+            } else {
+                Ok(t)
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor(name: &str, shape: &[usize], len: usize) -> NamedTensor {
+        NamedTensor {
+            name: name.into(),
+            shape: shape.to_vec(),
+            data: vec![0.5; len],
+        }
+    }
+
+    /// The complaint `match_tensors` makes about `tensors` for parameters
+    /// `w` (2×3) and `b` (3), or `None` when they match.
+    fn complaint(tensors: &[NamedTensor]) -> Option<(String, String)> {
+        let params = [("w", &[2usize, 3][..]), ("b", &[3usize][..])];
+        match match_tensors(params.into_iter(), tensors) {
+            Ok(matched) => {
+                let names: Vec<&str> = matched.iter().map(|t| t.name.as_str()).collect();
+                assert_eq!(names, ["w", "b"], "matched in the model's order");
+                None
+            }
+            Err(BackendError::Parameter { name, problem }) => Some((name, problem)),
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+
+    #[test]
+    fn tensors_match_in_any_order_and_every_mismatch_is_named() {
+        let (w, b) = (tensor("w", &[2, 3], 6), tensor("b", &[3], 3));
+        assert_eq!(complaint(&[b.clone(), w.clone()]), None);
+        let cases = [
+            (vec![w.clone()], "b", "missing from the loaded tensors"),
+            (vec![w.clone(), b.clone(), w.clone()], "w", "given twice"),
+            (
+                vec![w.clone(), b.clone(), tensor("c", &[1], 1)],
+                "c",
+                "the model has no parameter",
+            ),
+            (
+                vec![tensor("w", &[3, 2], 6), b.clone()],
+                "w",
+                "shape [3, 2] does not match",
+            ),
+            (
+                vec![w.clone(), tensor("b", &[3], 4)],
+                "b",
+                "4 values for 3 entries",
+            ),
+        ];
+        for (tensors, name, problem) in cases {
+            let (got_name, got_problem) = complaint(&tensors).expect("a mismatch");
+            assert_eq!(got_name, name);
+            assert!(got_problem.starts_with(problem), "{got_problem}");
         }
     }
 }
