@@ -434,3 +434,19 @@ fn a_lagrangian_takes_damping_and_its_start() {
         assert!(errors.contains(word), "{bad}: {errors}");
     }
 }
+
+#[test]
+fn held_out_shares_of_a_builtin_set_reach_its_data() {
+    let spec = "model m {\n  data builtin.double_pendulum(trajectories = 10, points = 5, \
+                val_fraction = 0.2, test_fraction = 0.3)\n  state q: R^2, qdot: R^2\n  \
+                symmetry time => lagrangian\n  net mlp(hidden = [8], act = softplus)\n}\n";
+    let graphs = symc::compile(spec, "m.sym", Path::new("."))
+        .unwrap_or_else(|d| panic!("{d}"))
+        .graphs;
+    let splits = symc::data::load(&graphs[0].data, Path::new(".")).unwrap();
+    // 10 trajectories of 5 points: 3 for test, 2 for validation, 5 for training.
+    assert_eq!(
+        (splits.train.rows, splits.val.rows, splits.test.rows),
+        (25, 10, 15)
+    );
+}

@@ -341,7 +341,8 @@ const BUILTIN_DATA: &[BuiltinData] = &[
 /// Arguments of the built-in data sets: sample counts, seed and n-body sizes (integers),
 /// then the real-valued ones: noise, the settings of the physical systems (time
 /// span, energy scale, range of initial radii, orbit perturbation, softening) and of the
-/// pair sets (extent, frequency, time step), which the data module checks per set.
+/// pair sets (extent, frequency, time step), and the shares of trajectories or
+/// samples held out for validation and test, which the data module checks per set.
 const BUILTIN_DATA_KEYS: &[&str] = &[
     "train",
     "val",
@@ -361,6 +362,8 @@ const BUILTIN_DATA_KEYS: &[&str] = &[
     "extent",
     "omega",
     "dt",
+    "val_fraction",
+    "test_fraction",
 ];
 
 /// The keys of [`BUILTIN_DATA_KEYS`] whose values are real numbers.
