@@ -287,7 +287,10 @@ impl Model {
 
     /// The network output for `rows` inputs, `rows × out_dim` row-major.
     pub fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, BackendError> {
-        on_net!(&self.net, net => net.forward(x, rows))
+        match &self.net {
+            Net::Cpu(net) => net.forward_split(x, rows),
+            net => on_net!(net, net => net.forward(x, rows)),
+        }
     }
 
     /// One AdamW step on the graph's losses with learning rate `lr`; the
@@ -310,7 +313,10 @@ impl Model {
 
     /// The graph's losses on `batch`, without updating anything.
     pub fn evaluate(&self, batch: &Batch<'_>) -> Result<LossBreakdown, BackendError> {
-        on_net!(&self.net, net => net.evaluate(batch))
+        match &self.net {
+            Net::Cpu(net) => net.evaluate_split(batch),
+            net => on_net!(net, net => net.evaluate(batch)),
+        }
     }
 
     /// Every parameter with its name and shape, in a stable order (graph node
@@ -557,22 +563,41 @@ impl<D: KernelDevice> Layered<D> {
 /// per thread: below it a half's products are too small to keep a thread busy.
 pub(crate) const SPLIT_ROWS: usize = 256;
 
+impl LossBreakdown {
+    /// The losses of a batch from those of its two halves, each weighted by
+    /// its share of the rows (every loss term is a mean over rows).
+    fn blend(first: LossBreakdown, w0: f64, second: LossBreakdown, w1: f64) -> LossBreakdown {
+        LossBreakdown {
+            total: w0 * first.total + w1 * second.total,
+            terms: (first.terms.into_iter().zip(second.terms))
+                .map(|((name, a), (_, b))| (name, w0 * a + w1 * b))
+                .collect(),
+        }
+    }
+}
+
 impl Layered<Cpu> {
-    /// [`Layered::train_step`], with a batch of [`SPLIT_ROWS`] rows or more
-    /// run as two halves, one per thread, each on its own tape: their losses
-    /// and gradients, weighted by their shares of the rows, are the whole
-    /// batch's, since every loss term is a mean over rows and no layer mixes
-    /// rows. Regularisers (some draw random group elements as they go) keep
-    /// the whole batch. The split depends only on the batch size, so a step
-    /// gives the same bits on any number of threads.
+    /// Whether `batch` runs as two halves, one per thread: it has
+    /// [`SPLIT_ROWS`] rows or more, the same number of targets per row, and no
+    /// regulariser (some draw random group elements as they go, so they keep
+    /// the whole batch). Halves are exact because no layer mixes rows. The
+    /// split depends only on the batch size, so results have the same bits on
+    /// any number of threads.
+    fn splits(&self, batch: &Batch<'_>) -> bool {
+        let rows = batch.rows;
+        rows >= SPLIT_ROWS && self.regularizers.is_empty() && batch.y.len() % rows == 0
+    }
+
+    /// [`Layered::train_step`] with a batch that [splits](Self::splits) run
+    /// as two halves, each on its own tape: their losses and gradients,
+    /// weighted by their shares of the rows, are the whole batch's.
     fn train_step_split(
         &mut self,
         batch: &Batch<'_>,
         lr: f64,
         adam: &mut AdamW,
     ) -> Result<LossBreakdown, BackendError> {
-        let rows = batch.rows;
-        if rows < SPLIT_ROWS || !self.regularizers.is_empty() || batch.y.len() % rows != 0 {
+        if !self.splits(batch) {
             return self.train_step(batch, lr, adam);
         }
         let [(b0, w0), (b1, w1)] = batch.halves();
@@ -591,14 +616,40 @@ impl Layered<Cpu> {
                 .zip(b.par_chunks(PAR_LEN))
                 .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a = w0 * *a + w1 * b));
         }
-        let breakdown = LossBreakdown {
-            total: w0 * l0.total + w1 * l1.total,
-            terms: (l0.terms.into_iter().zip(l1.terms))
-                .map(|((name, a), (_, b))| (name, w0 * a + w1 * b))
-                .collect(),
-        };
         self.apply(&g0, lr, adam)?;
-        Ok(breakdown)
+        Ok(LossBreakdown::blend(l0, w0, l1, w1))
+    }
+
+    /// [`Layered::evaluate`], with a batch that [splits](Self::splits) run as
+    /// two halves.
+    fn evaluate_split(&self, batch: &Batch<'_>) -> Result<LossBreakdown, BackendError> {
+        if !self.splits(batch) {
+            return self.evaluate(batch);
+        }
+        let [(b0, w0), (b1, w1)] = batch.halves();
+        match rayon::join(|| self.evaluate(&b0), || self.evaluate(&b1)) {
+            (Ok(l0), Ok(l1)) => Ok(LossBreakdown::blend(l0, w0, l1, w1)),
+            _ => self.evaluate(batch),
+        }
+    }
+
+    /// [`Layered::forward`], with [`SPLIT_ROWS`] rows or more run as two
+    /// halves whose outputs are stacked.
+    fn forward_split(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, BackendError> {
+        if rows < SPLIT_ROWS || x.len() % rows != 0 {
+            return self.forward(x, rows);
+        }
+        let (x0, x1) = x.split_at(rows / 2 * (x.len() / rows));
+        match rayon::join(
+            || self.forward(x0, rows / 2),
+            || self.forward(x1, rows - rows / 2),
+        ) {
+            (Ok(mut y0), Ok(y1)) => {
+                y0.extend(y1);
+                Ok(y0)
+            }
+            _ => self.forward(x, rows),
+        }
     }
 }
 

@@ -619,6 +619,50 @@ fn a_split_step_is_the_whole_batch_step_on_any_number_of_threads() {
     }
 }
 
+/// Evaluating and running a batch of 300 rows as halves gives the whole
+/// batch's losses and outputs, with the same bits on 1, 2 or 3 threads.
+#[test]
+fn split_evaluation_and_outputs_are_the_whole_batchs_on_any_number_of_threads() {
+    let g = emlp_graph();
+    let rows = 300;
+    let x = super::layers::testing::random_matrix(rows, 12, 26);
+    let y = super::layers::testing::random_matrix(rows, 1, 27);
+    let batch = Batch { x: &x, y: &y, rows };
+    let (layered, _) = fresh_layered(&g, 7);
+    let (whole_loss, whole_out) = (
+        layered.evaluate(&batch).unwrap(),
+        layered.forward(&x, rows).unwrap(),
+    );
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            (
+                layered.evaluate_split(&batch).unwrap(),
+                layered.forward_split(&x, rows).unwrap(),
+            )
+        })
+    };
+    let (loss, out) = on(2);
+    assert!((loss.total - whole_loss.total).abs() < 1e-6 * whole_loss.total);
+    assert_eq!(loss.terms.len(), whole_loss.terms.len());
+    assert_eq!(out.len(), whole_out.len());
+    for (a, b) in out.iter().zip(&whole_out) {
+        assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+    for threads in [1, 3] {
+        let (other_loss, other_out) = on(threads);
+        assert_eq!(other_loss.total.to_bits(), loss.total.to_bits());
+        assert!(other_out.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+    // An error in a half is reported as the whole batch's.
+    let short = Batch { x: &x[..x.len() - 1], y: &y, rows };
+    let (split, whole) = (layered.evaluate_split(&short), layered.evaluate(&short));
+    assert_eq!(split.unwrap_err().to_string(), whole.unwrap_err().to_string());
+}
+
 /// A classifier's split step: one class index per row, halves weighted by
 /// rows; a bad label is reported by its row in the whole batch.
 #[test]
