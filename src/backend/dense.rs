@@ -348,11 +348,7 @@ mod tests {
         let (x, y) = data(rows);
         let batch = Batch { x: &x, y: &y, rows };
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            crate::backend::kernels::on_threads(threads, || {
                 let mut chain = DenseChain::from_graph(&g, 3).unwrap().unwrap();
                 let mut adam = AdamW::new(chain.tensor_lengths(), 0.01, None);
                 let losses: Vec<u64> = (0..3)

@@ -580,11 +580,7 @@ fn split_step_against_whole(
 ) -> (LossBreakdown, Layered<Cpu>, AdamW) {
     let (mut whole, mut adam) = fresh_layered(g, 6);
     let expected = whole.train_step(batch, 1e-3, &mut adam).unwrap();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
-    let (losses, split, adam) = pool.install(|| {
+    let (losses, split, adam) = super::kernels::on_threads(threads, || {
         let (mut split, mut adam) = fresh_layered(g, 6);
         let losses = split.train_step_split(batch, 1e-3, &mut adam).unwrap();
         (losses, split, adam)
@@ -602,14 +598,19 @@ fn split_step_against_whole(
     (losses, split, adam)
 }
 
+/// `rows` random inputs and targets for [`emlp_graph`], from `seed`.
+fn emlp_rows(rows: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let x = super::layers::testing::random_matrix(rows, 12, seed);
+    (x, super::layers::testing::random_matrix(rows, 1, seed + 1))
+}
+
 /// A batch of 300 rows split in halves gives the whole batch's losses and,
 /// to rounding, its step; and the same bits on 1, 2 or 3 threads.
 #[test]
 fn a_split_step_is_the_whole_batch_step_on_any_number_of_threads() {
     let g = emlp_graph();
     let rows = 300;
-    let x = super::layers::testing::random_matrix(rows, 12, 24);
-    let y = super::layers::testing::random_matrix(rows, 1, 25);
+    let (x, y) = emlp_rows(rows, 24);
     let batch = Batch { x: &x, y: &y, rows };
     let (losses, split, _) = split_step_against_whole(&g, &batch, 2);
     for threads in [1, 3] {
@@ -625,8 +626,7 @@ fn a_split_step_is_the_whole_batch_step_on_any_number_of_threads() {
 fn split_evaluation_and_outputs_are_the_whole_batchs_on_any_number_of_threads() {
     let g = emlp_graph();
     let rows = 300;
-    let x = super::layers::testing::random_matrix(rows, 12, 26);
-    let y = super::layers::testing::random_matrix(rows, 1, 27);
+    let (x, y) = emlp_rows(rows, 26);
     let batch = Batch { x: &x, y: &y, rows };
     let (layered, _) = fresh_layered(&g, 7);
     let (whole_loss, whole_out) = (
@@ -634,11 +634,7 @@ fn split_evaluation_and_outputs_are_the_whole_batchs_on_any_number_of_threads() 
         layered.forward(&x, rows).unwrap(),
     );
     let on = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        super::kernels::on_threads(threads, || {
             (
                 layered.evaluate_split(&batch).unwrap(),
                 layered.forward_split(&x, rows).unwrap(),
@@ -655,12 +651,22 @@ fn split_evaluation_and_outputs_are_the_whole_batchs_on_any_number_of_threads() 
     for threads in [1, 3] {
         let (other_loss, other_out) = on(threads);
         assert_eq!(other_loss.total.to_bits(), loss.total.to_bits());
-        assert!(other_out.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(other_out
+            .iter()
+            .zip(&out)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
     }
     // An error in a half is reported as the whole batch's.
-    let short = Batch { x: &x[..x.len() - 1], y: &y, rows };
+    let short = Batch {
+        x: &x[..x.len() - 1],
+        y: &y,
+        rows,
+    };
     let (split, whole) = (layered.evaluate_split(&short), layered.evaluate(&short));
-    assert_eq!(split.unwrap_err().to_string(), whole.unwrap_err().to_string());
+    assert_eq!(
+        split.unwrap_err().to_string(),
+        whole.unwrap_err().to_string()
+    );
 }
 
 /// A classifier's split step: one class index per row, halves weighted by

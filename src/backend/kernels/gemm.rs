@@ -429,13 +429,9 @@ mod tests {
             let (at, bt) = (transpose(&a, m, k), transpose(&b, k, n));
             let stride = n + 3;
             let product = |threads: usize| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
                 let mut out = ramp(m * n, 0.1);
                 let mut fresh = vec![f32::NAN; (m - 1) * stride + n];
-                pool.install(|| {
+                super::super::on_threads(threads, || {
                     matmul(
                         MatRef::new(&a, m, k),
                         MatRef::new(&b, k, n),

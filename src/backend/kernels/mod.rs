@@ -8,3 +8,14 @@
 pub mod activation;
 pub mod gemm;
 pub(crate) mod tape;
+
+/// Runs `f` on a fresh pool of `threads` threads: what a test that compares
+/// bits across thread counts runs each count on.
+#[cfg(test)]
+pub(crate) fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool")
+        .install(f)
+}
