@@ -5,7 +5,8 @@
 #
 # Protocol (the specs carry it): 1000 train / 1000 validation / 5000 test samples,
 # batch 500, Adam lr 3e-3, 1800 steps (900 epochs), test MSE at the best
-# validation checkpoint; 3 seeds (initial parameters and minibatch order).
+# validation checkpoint (o5_emlp adds weight decay 0.01); 3 seeds (initial
+# parameters and minibatch order).
 # Each run is followed by `symc check` with 100 fresh group elements.
 #
 # Usage: scripts/reproduce-emlp.sh
