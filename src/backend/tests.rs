@@ -206,16 +206,21 @@ fn same_graph_and_seed_train_bit_identically() {
     );
 }
 
-#[test]
-fn a_classifier_learns_separable_classes() {
-    let g = mlp(
+/// A 2 → 16 → 3 classifier on cross-entropy.
+fn three_class_mlp(act: Activation) -> ModelGraph {
+    mlp(
         2,
         &[16],
         3,
-        Activation::Relu,
+        act,
         Task::Classification { classes: 3 },
         LossKind::CrossEntropy,
-    );
+    )
+}
+
+#[test]
+fn a_classifier_learns_separable_classes() {
+    let g = three_class_mlp(Activation::Relu);
     let mut model = Model::new(&g, 2).unwrap();
     let x = super::layers::testing::random_matrix(90, 2, 5);
     // The class is the sector of the plane the point lies in.
@@ -673,14 +678,7 @@ fn split_evaluation_and_outputs_are_the_whole_batchs_on_any_number_of_threads() 
 /// rows; a bad label is reported by its row in the whole batch.
 #[test]
 fn a_split_classifier_step_is_the_whole_batch_step() {
-    let g = mlp(
-        2,
-        &[16],
-        3,
-        Activation::Tanh,
-        Task::Classification { classes: 3 },
-        LossKind::CrossEntropy,
-    );
+    let g = three_class_mlp(Activation::Tanh);
     let rows = 301;
     let (x, _) = regression_data(rows);
     let y: Vec<f32> = (0..rows).map(|r| (r % 3) as f32).collect();
